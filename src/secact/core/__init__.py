@@ -1,0 +1,1 @@
+"""Numerics on arrays only (no AnnData): scaling, projection, grouping, permutations, engines."""

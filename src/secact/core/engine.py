@@ -1,0 +1,258 @@
+"""The block engine: beta, se, zscore and pvalue for a block of samples, dense or sparse.
+
+A block holds ``m`` samples (rows) over the ``n`` overlap genes (columns, in the expression
+profile's gene order). Each row ``a`` becomes the response ``y = a - r`` (``r``: an optional
+per-gene offset such as the row means over all cells), which SecAct z-scores over genes::
+
+    z = (y - mu) / sigma,   beta = T z
+
+Dense blocks are standardised explicitly. Sparse blocks are never densified: with
+``c = T 1`` and the per-sample ``mu``, ``sigma`` taken from the stored values,
+
+    beta   = (T a - T r - mu c) / sigma
+    beta_b = (T a[perm_b] - T r[perm_b] - mu c) / sigma         (permutation b)
+
+where ``T a[perm_b]`` gathers the rows of ``T'`` at the permuted positions of the stored
+genes only, and ``T r[perm_b]`` is shared by every sample. Both forms are the same numbers up
+to rounding (1e-13), and both follow SecAct R: se is the population standard deviation of
+the permuted betas, ``zscore = (beta - mean) / se`` and ``pvalue = (#{|beta_b| >= |beta|} + 1)
+/ (B + 1)``. ``method="analytic"`` replaces the permutations by their exact moments (see
+:mod:`secact.core.moments`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numba as nb
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import ndtr
+
+from .ridge import RidgeModel
+
+__all__ = ["BlockStats", "Engine", "Method"]
+
+Method = Literal["permutation", "analytic"]
+
+_CHUNK_BYTES = 1 << 26  # size of one gathered block of permuted responses
+
+
+@dataclass
+class BlockStats:
+    """Results for one block: arrays of samples x proteins."""
+
+    beta: np.ndarray
+    se: np.ndarray
+    zscore: np.ndarray
+    pvalue: np.ndarray
+
+
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _sparse_project(indptr, indices, data, tt, out):  # pragma: no cover - compiled
+    m = indptr.shape[0] - 1
+    p = tt.shape[1]
+    for j in nb.prange(m):
+        for q in range(p):
+            out[j, q] = 0.0
+        for k in range(indptr[j], indptr[j + 1]):
+            g = indices[k]
+            v = data[k]
+            for q in range(p):
+                out[j, q] += v * tt[g, q]
+
+
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _sparse_permute(indptr, indices, data, tt, inv, trp, mu, sigma, c, beta, s1, s2, cnt):  # pragma: no cover
+    m = indptr.shape[0] - 1
+    p = tt.shape[1]
+    n_perm = inv.shape[0]
+    for j in nb.prange(m):
+        acc = np.empty(p)
+        absb = np.abs(beta[j])
+        for b in range(n_perm):
+            for q in range(p):
+                acc[q] = 0.0
+            for k in range(indptr[j], indptr[j + 1]):
+                g = inv[b, indices[k]]
+                v = data[k]
+                for q in range(p):
+                    acc[q] += v * tt[g, q]
+            for q in range(p):
+                x = (acc[q] - trp[b, q] - mu[j] * c[q]) / sigma[j]
+                s1[j, q] += x
+                s2[j, q] += x * x
+                if abs(x) >= absb[q]:
+                    cnt[j, q] += 1.0
+
+
+class Engine:
+    """Computes :class:`BlockStats` for blocks of samples; one instance serves a whole run.
+
+    Parameters
+    ----------
+    model
+        Projection for the overlap genes.
+    method
+        ``"permutation"`` (SecAct's test) or ``"analytic"`` (exact permutation moments).
+    table
+        Permutation table (``B x n``, row ``b`` = source gene of each position), required for
+        ``"permutation"``.
+    offset
+        Per-gene value subtracted from every sample before scaling (``None``: nothing).
+    """
+
+    def __init__(
+        self,
+        model: RidgeModel,
+        *,
+        method: Method = "permutation",
+        table: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> None:
+        if method not in ("permutation", "analytic"):
+            msg = f"method must be 'permutation' or 'analytic', got {method!r}."
+            raise ValueError(msg)
+        n = model.n_genes
+        if method == "permutation":
+            if table is None or table.ndim != 2 or table.shape[1] != n:
+                msg = f"a permutation table of shape (B, {n}) is required for method='permutation'."
+                raise ValueError(msg)
+        self.model = model
+        self.method = method
+        self.table = table
+        self.offset = None if offset is None else np.ascontiguousarray(offset, dtype=np.float64)
+        if self.offset is not None and self.offset.shape != (n,):
+            msg = f"offset must have one value per overlap gene ({n}), got shape {self.offset.shape}."
+            raise ValueError(msg)
+        self._inv: np.ndarray | None = None
+        self._trp: np.ndarray | None = None
+
+    # -- shared per-run constants, built lazily (only sparse permutation blocks need them) ----
+    def _sparse_perm_constants(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._inv is None:
+            from .permutations import inverse_permutation_table
+
+            table = self.table
+            self._inv = inverse_permutation_table(table)
+            if self.offset is None:
+                self._trp = np.zeros((table.shape[0], self.model.n_proteins))
+            else:
+                # T r[perm_b] for every b: (B x n) @ (n x p)
+                self._trp = np.ascontiguousarray(self.offset[table] @ self.model.Tt)
+        return self._inv, self._trp
+
+    # -- public --------------------------------------------------------------------------------
+    def run(self, block: np.ndarray | sp.spmatrix | sp.sparray) -> BlockStats:
+        """Statistics for one block (samples x overlap genes)."""
+        if sp.issparse(block):
+            return self._run_sparse(sp.csr_matrix(block))
+        return self._run_dense(np.asarray(block, dtype=np.float64))
+
+    # -- dense ---------------------------------------------------------------------------------
+    def _run_dense(self, a: np.ndarray) -> BlockStats:
+        m, n = a.shape
+        y = a - self.offset if self.offset is not None else a
+        mu = y.mean(axis=1, keepdims=True)
+        centred = y - mu
+        sigma = np.sqrt((centred * centred).sum(axis=1, keepdims=True) / (n - 1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = centred / sigma
+        tt = self.model.Tt
+        beta = z @ tt
+        if self.method == "analytic":
+            return self._analytic(beta, sigma.ravel())
+        table = self.table
+        n_perm = table.shape[0]
+        p = tt.shape[1]
+        s1 = np.zeros((m, p))
+        s2 = np.zeros((m, p))
+        cnt = np.zeros((m, p))
+        absb = np.abs(beta)[:, None, :]
+        step = max(1, _CHUNK_BYTES // (8 * n * max(m, 1)))
+        for start in range(0, n_perm, step):
+            idx = table[start : start + step]
+            zp = z[:, idx].reshape(m * idx.shape[0], n)
+            bp = (zp @ tt).reshape(m, idx.shape[0], p)
+            s1 += bp.sum(axis=1)
+            s2 += (bp * bp).sum(axis=1)
+            cnt += (np.abs(bp) >= absb).sum(axis=1)
+        return self._finish(beta, s1, s2, cnt, n_perm, sigma.ravel())
+
+    # -- sparse --------------------------------------------------------------------------------
+    def _run_sparse(self, a: sp.csr_matrix) -> BlockStats:
+        m, n = a.shape
+        a.sum_duplicates()
+        indptr = a.indptr.astype(np.int64, copy=False)
+        indices = a.indices.astype(np.int64, copy=False)
+        data = a.data.astype(np.float64, copy=False)
+        row_sum = np.asarray(a.sum(axis=1)).ravel()
+        row_sq = np.add.reduceat(data * data, indptr[:-1]) if data.size else np.zeros(m)
+        row_sq[np.diff(indptr) == 0] = 0.0
+        tt = self.model.Tt
+        c = self.model.row_sums
+        if self.offset is not None:
+            r = self.offset
+            row_sum = row_sum - r.sum()
+            row_sq = row_sq - 2.0 * (a @ r) + r @ r
+            tr = r @ tt
+        else:
+            tr = np.zeros(tt.shape[1])
+        mu = row_sum / n
+        var = (row_sq - n * mu * mu) / (n - 1)
+        sigma = np.sqrt(np.maximum(var, 0.0))
+        ta = np.empty((m, tt.shape[1]))
+        _sparse_project(indptr, indices, data, tt, ta)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            beta = (ta - tr - mu[:, None] * c) / sigma[:, None]
+        if self.method == "analytic":
+            return self._analytic(beta, sigma)
+        inv, trp = self._sparse_perm_constants()
+        p = tt.shape[1]
+        s1 = np.zeros((m, p))
+        s2 = np.zeros((m, p))
+        cnt = np.zeros((m, p))
+        _sparse_permute(indptr, indices, data, tt, inv, trp, mu, sigma, c, beta, s1, s2, cnt)
+        return self._finish(beta, s1, s2, cnt, inv.shape[0], sigma)
+
+    # -- finishing -----------------------------------------------------------------------------
+    def _analytic(self, beta: np.ndarray, sigma: np.ndarray) -> BlockStats:
+        se = np.broadcast_to(self.model.analytic_se, beta.shape).copy()
+        se[~(sigma > 0)] = np.nan
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = beta / se
+        _warn_degenerate(sigma)
+        return BlockStats(beta=beta, se=se, zscore=z, pvalue=2.0 * ndtr(-np.abs(z)))
+
+    def _finish(self, beta, s1, s2, cnt, n_perm, sigma) -> BlockStats:
+        mean = s1 / n_perm
+        var = s2 / n_perm - mean * mean
+        se = np.sqrt(np.maximum(var, 0.0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.where(se > 0, (beta - mean) / np.where(se > 0, se, 1.0), np.nan)
+        pvalue = (cnt + 1.0) / (n_perm + 1.0)
+        bad = ~(sigma > 0)
+        if bad.any():
+            se[bad] = np.nan
+            pvalue[bad] = np.nan
+        _warn_degenerate(sigma)
+        if np.any((se == 0) & ~bad[:, None]):
+            warnings.warn(
+                "some permutation standard errors are 0; their z-scores are NaN.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return BlockStats(beta=beta, se=se, zscore=z, pvalue=pvalue)
+
+
+def _warn_degenerate(sigma: np.ndarray) -> None:
+    bad = int((~(sigma > 0)).sum())
+    if bad:
+        warnings.warn(
+            f"{bad} sample(s) are constant over the overlap genes (zero variance); their results "
+            "are NaN.",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,176 @@
+"""One run's fixed parts: signature grouping, gene overlap, projection, permutation table.
+
+A :class:`Plan` is built once per call from the signature and the expression profile's gene
+names, and then serves every block of samples, whatever their source (table, in-memory,
+backed, dask), which is what makes every path give the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .engine import Engine, Method
+from .grouping import SignatureGroups, expand_rows, group_signature
+from .permutations import permutation_table
+from .ridge import RidgeModel, ridge_model
+
+__all__ = ["MIN_OVERLAP", "Plan", "make_plan"]
+
+MIN_OVERLAP = 20
+
+_GROUP_CACHE: OrderedDict[tuple, SignatureGroups] = OrderedDict()
+
+
+def _cached_groups(
+    values: np.ndarray, proteins: Sequence[str], group_cor: float, name: str | None
+) -> SignatureGroups:
+    if name is None:
+        digest = hashlib.blake2b(np.ascontiguousarray(values).view(np.uint8), digest_size=16)
+        digest.update("\x00".join(proteins).encode())
+        name = digest.hexdigest()
+    key = (name, values.shape, float(group_cor))
+    if key in _GROUP_CACHE:
+        _GROUP_CACHE.move_to_end(key)
+        return _GROUP_CACHE[key]
+    groups = group_signature(values, proteins, group_cor)
+    _GROUP_CACHE[key] = groups
+    while len(_GROUP_CACHE) > 8:
+        _GROUP_CACHE.popitem(last=False)
+    return groups
+
+
+@dataclass(eq=False)
+class Plan:
+    """Everything about a run that does not depend on the samples.
+
+    Attributes
+    ----------
+    model
+        Projection over the overlap genes (columns: groups, or proteins when ungrouped).
+    gene_index
+        Positions, in the expression profile's gene list, of the overlap genes, in profile order.
+    genes
+        The overlap gene names (profile order; this order defines the permutation null).
+    columns
+        Names of the model's columns (groups joined with ``"|"``, or proteins).
+    row_index
+        For each output protein, the model column that holds its results.
+    proteins
+        Output protein names (sorted like R when grouped, signature order otherwise).
+    params
+        What was run (for ``uns[key]["params"]``).
+    """
+
+    model: RidgeModel
+    gene_index: np.ndarray
+    genes: pd.Index
+    columns: list[str]
+    row_index: np.ndarray
+    proteins: list[str]
+    method: Method
+    table: np.ndarray | None
+    params: dict = field(default_factory=dict)
+
+    def engine(self, offset: np.ndarray | None = None) -> Engine:
+        """An engine for blocks restricted to ``gene_index`` (with an optional per-gene offset)."""
+        return Engine(self.model, method=self.method, table=self.table, offset=offset)
+
+    def expand(self, values: np.ndarray) -> np.ndarray:
+        """Samples x model columns -> samples x output proteins."""
+        return values[:, self.row_index]
+
+
+def make_plan(
+    signature: pd.DataFrame,
+    genes: Sequence[str],
+    *,
+    method: Method = "permutation",
+    n_permutations: int = 1000,
+    rng: str = "mt19937",
+    seed: int = 0,
+    group_signatures: bool = True,
+    group_cor: float = 0.9,
+    filter_signature: bool = False,
+    lambda_: float = 5e5,
+    min_overlap: int = MIN_OVERLAP,
+    signature_name: str | None = None,
+) -> Plan:
+    """Build the :class:`Plan` for a signature (genes x proteins) and a profile's gene names.
+
+    ``signature_name`` identifies a registered (immutable) signature so that its grouping is
+    cached by name instead of by a hash of its values.
+    """
+    genes = pd.Index(np.asarray(genes, dtype=object).astype(str))
+    if genes.has_duplicates:
+        dup = genes[genes.duplicated()].unique()
+        msg = (
+            f"the expression profile has {len(dup)} duplicated gene names, e.g. {list(dup[:5])}; "
+            "make them unique (e.g. keep the row with the largest total, as SecAct does)."
+        )
+        raise ValueError(msg)
+    if method == "permutation" and (not isinstance(n_permutations, int | np.integer) or n_permutations < 1):
+        msg = f"n_permutations must be a positive integer, got {n_permutations!r}."
+        raise ValueError(msg)
+    sig = signature
+    if filter_signature:
+        keep = sig.columns.isin(genes)
+        if not keep.any():
+            msg = "filter_signature=True removes every protein: none of the signature's proteins is a gene of the profile."
+            raise ValueError(msg)
+        sig = sig.loc[:, keep]
+    values = sig.to_numpy(dtype=np.float64)
+    proteins = [str(p) for p in sig.columns]
+    if group_signatures:
+        name = signature_name if (signature_name and not filter_signature) else None
+        groups = _cached_groups(values, proteins, group_cor, name)
+        matrix = groups.matrix(values)
+        columns = groups.names
+        row_index, out_names = expand_rows(groups, sort=True)
+    else:
+        matrix = values
+        columns = proteins
+        row_index, out_names = np.arange(len(proteins)), proteins
+    sig_pos = pd.Index(sig.index).get_indexer(genes)
+    gene_index = np.flatnonzero(sig_pos >= 0)
+    if gene_index.size < min_overlap:
+        msg = (
+            f"only {gene_index.size} genes of the profile are in the signature (at least "
+            f"{min_overlap} are needed). Check that genes are rows (not columns) and that names are "
+            "gene symbols of the signature's species (e.g. 'IFNG', not Ensembl ids)."
+        )
+        raise ValueError(msg)
+    model = ridge_model(matrix[sig_pos[gene_index]], lambda_)
+    table = (
+        permutation_table(gene_index.size, int(n_permutations), rng=rng, seed=seed)
+        if method == "permutation"
+        else None
+    )
+    params = {
+        "method": method,
+        "n_permutations": int(n_permutations) if method == "permutation" else 0,
+        "rng": str(rng),
+        "seed": int(seed),
+        "group_signatures": bool(group_signatures),
+        "group_cor": float(group_cor),
+        "filter_signature": bool(filter_signature),
+        "lambda": float(lambda_),
+        "n_genes_overlap": int(gene_index.size),
+        "n_signature_columns": len(columns),
+    }
+    return Plan(
+        model=model,
+        gene_index=gene_index,
+        genes=genes[gene_index],
+        columns=list(columns),
+        row_index=np.asarray(row_index, dtype=np.intp),
+        proteins=list(out_names),
+        method=method,
+        table=table,
+        params=params,
+    )

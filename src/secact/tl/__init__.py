@@ -1,0 +1,5 @@
+"""AnnData tools: validate, choose a block source, run the core, store results."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
