@@ -1,0 +1,106 @@
+"""Accessors for ``secact.tl.differential`` results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["de_matrix", "differential"]
+
+_VALUES = (
+    "statistic",
+    "zscore",
+    "pvalue",
+    "fdr",
+    "log2fc",
+    "pct_group",
+    "pct_reference",
+    "mean_group",
+    "mean_reference",
+)
+
+
+def _results(adata: Any, key: str) -> pd.DataFrame:
+    if isinstance(adata, pd.DataFrame):
+        return adata
+    uns = getattr(adata, "uns", None)
+    if uns is None:
+        raise TypeError(f"expected an AnnData or a results DataFrame, got {type(adata).__name__}.")
+    if key not in uns:
+        raise KeyError(
+            f"adata.uns has no {key!r}; run `secact.tl.differential(adata, ..., key_added={key!r})` first."
+        )
+    entry = uns[key]
+    if isinstance(entry, pd.DataFrame):
+        return entry
+    if not isinstance(entry, dict) or "results" not in entry:
+        raise ValueError(f"adata.uns[{key!r}] is not a `secact.tl.differential` result.")
+    return entry["results"]
+
+
+def differential(adata: Any, key: str = "secact_de", group: str | list[str] | None = None) -> pd.DataFrame:
+    """Differential expression results of :func:`secact.tl.differential`.
+
+    Parameters
+    ----------
+    adata
+        AnnData with results in ``adata.uns[key]`` (or the results DataFrame itself).
+    key
+        ``key_added`` used when computing.
+    group
+        Restrict to one group or a list of groups.
+
+    Returns
+    -------
+    Tidy DataFrame with columns ``group``, ``gene``, ``statistic``, ``zscore``, ``pvalue``,
+    ``fdr``, ``log2fc``, ``pct_group``, ``pct_reference``, ``mean_group``,
+    ``mean_reference`` (a copy).
+    """
+    df = _results(adata, key)
+    if group is None:
+        return df.copy()
+    wanted = [group] if isinstance(group, str) else [str(g) for g in group]
+    known = set(map(str, df["group"].cat.categories if hasattr(df["group"], "cat") else df["group"].unique()))
+    missing = [g for g in wanted if g not in known]
+    if missing:
+        raise KeyError(f"group(s) {missing} not in the results; groups: {sorted(known)}")
+    return df[df["group"].astype(str).isin(wanted)].reset_index(drop=True)
+
+
+def de_matrix(adata: Any, key: str = "secact_de", value: str = "log2fc") -> pd.DataFrame:
+    """Pivot differential expression results to a genes x groups DataFrame.
+
+    The result is suitable as the differential-profile input of
+    ``secact.infer(..., differential=True)`` (genes x samples).
+
+    Parameters
+    ----------
+    adata
+        AnnData with results in ``adata.uns[key]`` (or the results DataFrame itself).
+    key
+        ``key_added`` used when computing.
+    value
+        Column to pivot: one of ``statistic``, ``zscore``, ``pvalue``, ``fdr``, ``log2fc``,
+        ``pct_group``, ``pct_reference``, ``mean_group``, ``mean_reference``.
+
+    Returns
+    -------
+    DataFrame indexed by gene (``var`` order) with one column per group (tested order).
+    """
+    if value not in _VALUES:
+        raise ValueError(f"value must be one of {_VALUES}, got {value!r}.")
+    df = _results(adata, key)
+    genes = df["gene"].astype(str)
+    groups = df["group"].astype(str)
+    gene_order = pd.unique(genes)
+    group_order = pd.unique(groups)
+    if genes.duplicated().any() and pd.MultiIndex.from_arrays([groups, genes]).duplicated().any():
+        raise ValueError("duplicate gene names within a group; make var names unique before pivoting.")
+    mat = pd.DataFrame({"gene": genes, "group": groups, "v": df[value].to_numpy()}).pivot(
+        index="gene", columns="group", values="v"
+    )
+    mat = mat.reindex(index=gene_order, columns=group_order)
+    mat.index.name = None
+    mat.columns.name = None
+    return mat

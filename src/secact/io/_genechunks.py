@@ -1,0 +1,288 @@
+"""Read an expression matrix in chunks of genes (columns), in memory or out of core.
+
+A :class:`GeneChunkReader` yields ``(start, stop, chunk)`` for consecutive gene ranges,
+where ``chunk`` is either a :class:`CscChunk` (``data``, ``indices``, ``indptr`` with rows
+= cells) or a Fortran-ordered dense ``(n_cells, stop - start)`` array. Values are
+``float32`` or ``float64`` (integer and other float types are converted chunk by chunk).
+
+Supported sources
+
+* in-memory ``numpy`` arrays and ``scipy.sparse`` CSC / CSR matrices or arrays;
+* backed AnnData matrices: anndata sparse datasets (``anndata.io.sparse_dataset``) and
+  ``h5py`` datasets;
+* a path to an ``.h5ad`` file, opened read-only with ``h5py`` and read through the anndata
+  element API (``anndata.io.read_elem`` / ``anndata.io.sparse_dataset``).
+
+Peak memory is bounded by the chunk: CSC on disk is sliced column-wise; CSR (in memory or
+on disk) is scanned by blocks of rows and only the columns of the current chunk are kept,
+so a chunk of CSR data on disk costs one pass over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numba as nb
+import numpy as np
+from scipy import sparse
+
+__all__ = ["CscChunk", "GeneChunkReader", "open_h5ad_matrix"]
+
+#: default memory target for one chunk of values (bytes)
+DEFAULT_CHUNK_BYTES = 512 * 2**20
+#: rows per block when streaming CSR data from disk
+CSR_ROW_BLOCK = 16384
+
+
+@dataclass
+class CscChunk:
+    """Compressed sparse columns of one gene chunk (rows are cells)."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+
+
+@nb.njit(cache=True)
+def _csr_select_cols(data, indices, indptr, a, b, row_offset, out_col, out_row, out_val, m0):
+    """Append entries of CSR rows with column in ``[a, b)`` as triplets; return the new length."""
+    m = m0
+    for r in range(indptr.shape[0] - 1):
+        for p in range(indptr[r], indptr[r + 1]):
+            c = indices[p]
+            if c >= a and c < b:
+                out_col[m] = c - a
+                out_row[m] = r + row_offset
+                out_val[m] = data[p]
+                m += 1
+    return m
+
+
+@nb.njit(cache=True)
+def _csr_count_cols(indices, a, b):
+    m = 0
+    for p in range(indices.shape[0]):
+        c = indices[p]
+        if c >= a and c < b:
+            m += 1
+    return m
+
+
+@nb.njit(cache=True)
+def _triplets_to_csc(col, row, val, ncols):
+    """Stable counting sort of (col, row, val) triplets by column."""
+    m = col.shape[0]
+    indptr = np.zeros(ncols + 1, dtype=np.int64)
+    for i in range(m):
+        indptr[col[i] + 1] += 1
+    for j in range(ncols):
+        indptr[j + 1] += indptr[j]
+    fill = indptr[:-1].copy()
+    data = np.empty(m, dtype=val.dtype)
+    idx = np.empty(m, dtype=np.int32)
+    for i in range(m):
+        c = col[i]
+        q = fill[c]
+        data[q] = val[i]
+        idx[q] = row[i]
+        fill[c] = q + 1
+    return data, idx, indptr
+
+
+def _value_dtype(dtype: np.dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype == np.float32 or dtype == np.float64:
+        return dtype
+    if dtype.kind == "f" and dtype.itemsize < 4:
+        return np.dtype(np.float32)
+    if dtype.kind in "iub" or dtype.kind == "f":
+        return np.dtype(np.float64)
+    raise TypeError(
+        f"expression values have dtype {dtype}; expected a numeric (integer or float) matrix. "
+        "Convert it, e.g. `adata.X = adata.X.astype(np.float32)`."
+    )
+
+
+def open_h5ad_matrix(path: str | os.PathLike, *, layer: str | None = None, use_raw: bool | None = False):
+    """Open an ``.h5ad`` file read-only and return ``(file, obs, var_names, matrix, use_raw)``.
+
+    ``use_raw=None`` follows scanpy: use ``.raw`` when the file has one and no ``layer``
+    is given; the resolved value is returned.
+
+    ``matrix`` is an anndata sparse dataset or an ``h5py.Dataset``; ``obs`` is read in
+    full (cell metadata is small), the expression values are not read. The caller closes
+    ``file``.
+    """
+    import anndata as ad
+    import h5py
+
+    f = h5py.File(path, "r")
+    try:
+        obs = ad.io.read_elem(f["obs"])
+        if use_raw is None:
+            use_raw = layer is None and "raw" in f
+        if use_raw and layer is not None:
+            raise ValueError("pass either `layer` or `use_raw=True`, not both.")
+        if use_raw:
+            if "raw" not in f:
+                raise ValueError(f"{path} has no `.raw`; pass use_raw=False.")
+            var = ad.io.read_elem(f["raw/var"])
+            elem = f["raw/X"]
+        else:
+            var = ad.io.read_elem(f["var"])
+            if layer is None:
+                elem = f["X"]
+            else:
+                if "layers" not in f or layer not in f["layers"]:
+                    have = list(f["layers"].keys()) if "layers" in f else []
+                    raise KeyError(f"layer {layer!r} not found in {path}; available layers: {have}")
+                elem = f["layers"][layer]
+        matrix = ad.io.sparse_dataset(elem) if isinstance(elem, h5py.Group) else elem
+    except Exception:
+        f.close()
+        raise
+    return f, obs, var.index, matrix, bool(use_raw)
+
+
+class GeneChunkReader:
+    """Iterate over chunks of genes of a cells x genes matrix.
+
+    Parameters
+    ----------
+    matrix
+        ``numpy`` array, ``scipy.sparse`` CSC/CSR matrix or array, anndata sparse dataset
+        (backed CSR/CSC) or ``h5py.Dataset`` (backed dense).
+    chunk_size
+        Genes per chunk. ``None`` chooses it from ``max_chunk_bytes`` and the data density.
+    max_chunk_bytes
+        Memory target for the values of one chunk when ``chunk_size`` is ``None``.
+    """
+
+    def __init__(self, matrix: Any, *, chunk_size: int | None = None, max_chunk_bytes: int | None = None):
+        self.matrix = matrix
+        self.n_obs, self.n_vars = (int(s) for s in matrix.shape)
+        self.dtype = _value_dtype(matrix.dtype)
+        self.backed = False
+        fmt = None
+        if isinstance(matrix, np.ndarray):
+            kind = "dense"
+        elif sparse.issparse(matrix):
+            fmt = matrix.format
+            if fmt not in ("csr", "csc"):
+                self.matrix = matrix = matrix.tocsc()
+                fmt = "csc"
+            kind = fmt
+        else:
+            fmt = getattr(matrix, "format", None)
+            if fmt in ("csr", "csc") and hasattr(matrix, "group"):
+                kind = fmt
+                self.backed = True
+            elif hasattr(matrix, "id") and hasattr(matrix, "file") and hasattr(matrix, "chunks"):
+                kind = "dense"  # h5py.Dataset
+                self.backed = True
+            elif hasattr(matrix, "__array__") and not hasattr(matrix, "compute"):
+                self.matrix = matrix = np.asarray(matrix)
+                kind = "dense"
+            else:
+                raise TypeError(
+                    f"unsupported matrix type {type(matrix).__name__}; expected a numpy array, a "
+                    "scipy.sparse CSR/CSC matrix, a backed AnnData matrix or an .h5ad path. "
+                    "For dask arrays, compute them or write them to .h5ad first."
+                )
+        self.kind = kind
+        self.chunk_size = self._choose_chunk_size(chunk_size, max_chunk_bytes)
+
+    # -- sizing ----------------------------------------------------------------------------
+    def _nnz(self) -> int:
+        m = self.matrix
+        if self.kind == "dense":
+            return self.n_obs * self.n_vars
+        if self.backed:
+            return int(m.group["data"].shape[0])
+        return int(m.nnz)
+
+    def _choose_chunk_size(self, chunk_size: int | None, max_chunk_bytes: int | None) -> int:
+        if self.n_vars == 0:
+            return 1
+        if chunk_size is not None:
+            if int(chunk_size) < 1:
+                raise ValueError(f"chunk_size must be a positive number of genes, got {chunk_size}.")
+            return min(int(chunk_size), self.n_vars)
+        budget = DEFAULT_CHUNK_BYTES if max_chunk_bytes is None else int(max_chunk_bytes)
+        if self.kind == "dense":
+            per_gene = self.n_obs * (self.dtype.itemsize + 8)
+        else:
+            # values + row index + (CSR only) a column index while gathering
+            per_entry = self.dtype.itemsize + 4 + (4 if self.kind == "csr" else 0)
+            per_gene = max(1.0, self._nnz() / self.n_vars) * per_entry
+        return int(min(self.n_vars, max(16, budget // max(per_gene, 1))))
+
+    # -- iteration -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return -(-self.n_vars // self.chunk_size)
+
+    def __iter__(self) -> Iterator[tuple[int, int, CscChunk | np.ndarray]]:
+        for a in range(0, self.n_vars, self.chunk_size):
+            b = min(a + self.chunk_size, self.n_vars)
+            yield a, b, self.read(a, b)
+
+    def read(self, a: int, b: int) -> CscChunk | np.ndarray:
+        """Read genes ``a:b``."""
+        if self.kind == "dense":
+            return self._read_dense(a, b)
+        if self.kind == "csc":
+            return self._read_csc(a, b)
+        return self._read_csr(a, b)
+
+    def _cast(self, x: np.ndarray) -> np.ndarray:
+        return x if x.dtype == self.dtype else x.astype(self.dtype)
+
+    def _read_dense(self, a: int, b: int) -> np.ndarray:
+        block = self.matrix[:, a:b]
+        return np.asfortranarray(self._cast(np.asarray(block)))
+
+    def _read_csc(self, a: int, b: int) -> CscChunk:
+        if self.backed:
+            sub = self.matrix[:, a:b]
+            data, indices, indptr = sub.data, sub.indices, sub.indptr
+        else:
+            m = self.matrix
+            p0, p1 = int(m.indptr[a]), int(m.indptr[b])
+            data, indices = m.data[p0:p1], m.indices[p0:p1]
+            indptr = m.indptr[a : b + 1] - p0
+        return CscChunk(
+            self._cast(np.asarray(data)),
+            np.asarray(indices, dtype=np.int32),
+            np.asarray(indptr, dtype=np.int64),
+        )
+
+    def _read_csr(self, a: int, b: int) -> CscChunk:
+        ncols = b - a
+        if self.backed:
+            parts = []
+            for r0 in range(0, self.n_obs, CSR_ROW_BLOCK):
+                blk = self.matrix[r0 : min(r0 + CSR_ROW_BLOCK, self.n_obs)]
+                parts.append(self._select(blk.data, blk.indices, blk.indptr, a, b, r0))
+                del blk
+            if parts:
+                col, row, val = (np.concatenate([p[i] for p in parts]) for i in range(3))
+            else:
+                col, row, val = np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, self.dtype)
+            del parts
+        else:
+            m = self.matrix
+            col, row, val = self._select(m.data, m.indices, m.indptr, a, b, 0)
+        data, idx, indptr = _triplets_to_csc(col, row, val, ncols)
+        return CscChunk(data, idx, indptr)
+
+    def _select(self, data, indices, indptr, a, b, row_offset):
+        indptr = np.asarray(indptr, dtype=np.int64)
+        k = _csr_count_cols(np.asarray(indices), a, b)
+        col = np.empty(k, np.int32)
+        row = np.empty(k, np.int32)
+        val = np.empty(k, self.dtype)
+        _csr_select_cols(np.asarray(data), np.asarray(indices), indptr, a, b, row_offset, col, row, val, 0)
+        return col, row, val
