@@ -202,7 +202,7 @@ def simulate(
         n_sig = sig_genes.size
         n_filler = max(1, int(np.ceil(_FILLER_FRACTION * n_sig)))
     else:
-        n_filler = max(1, int(round(_FILLER_FRACTION * n_genes)))
+        n_filler = max(1, round(_FILLER_FRACTION * n_genes))
         n_sig = n_genes - n_filler
         if n_sig < 2 or n_sig > sig_genes.size:
             raise ValueError(
