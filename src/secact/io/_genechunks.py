@@ -3,7 +3,7 @@
 A :class:`GeneChunkReader` yields ``(start, stop, chunk)`` for consecutive gene ranges,
 where ``chunk`` is either a :class:`CscChunk` (``data``, ``indices``, ``indptr`` with rows
 = cells) or a Fortran-ordered dense ``(n_cells, stop - start)`` array. Values are
-``float32`` or ``float64`` (integer and other float types are converted chunk by chunk).
+``float64`` (other integer and float types are converted chunk by chunk).
 
 Supported sources
 
@@ -93,12 +93,10 @@ def _triplets_to_csc(col, row, val, ncols):
 
 
 def _value_dtype(dtype: np.dtype) -> np.dtype:
+    # chunks are always float64: one compiled kernel per layout, exact for every
+    # integer up to 2**53 and every float32 value
     dtype = np.dtype(dtype)
-    if dtype == np.float32 or dtype == np.float64:
-        return dtype
-    if dtype.kind == "f" and dtype.itemsize < 4:
-        return np.dtype(np.float32)
-    if dtype.kind in "iub" or dtype.kind == "f":
+    if dtype.kind in "iubf":
         return np.dtype(np.float64)
     raise TypeError(
         f"expression values have dtype {dtype}; expected a numeric (integer or float) matrix. "
