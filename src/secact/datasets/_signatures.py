@@ -191,6 +191,11 @@ def validate_signature(frame: pd.DataFrame, *, name: str = "signature") -> pd.Da
     if frame.shape[0] < 2 or frame.shape[1] < 1:
         msg = f"{name} has shape {frame.shape}; it needs at least 2 genes (rows) and 1 protein (column)."
         raise ValueError(msg)
+    for axis, labels in (("gene", frame.index), ("protein", frame.columns)):
+        dup = labels[labels.duplicated()]
+        if len(dup):
+            msg = f"{name} has {len(dup)} duplicated {axis} names, e.g. {list(dup[:5])}; make them unique."
+            raise ValueError(msg)
     non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
         msg = (
@@ -198,11 +203,6 @@ def validate_signature(frame: pd.DataFrame, *, name: str = "signature") -> pd.Da
             "proteins (columns) of numbers, with gene names as the index."
         )
         raise ValueError(msg)
-    for axis, labels in (("gene", frame.index), ("protein", frame.columns)):
-        dup = labels[labels.duplicated()]
-        if len(dup):
-            msg = f"{name} has {len(dup)} duplicated {axis} names, e.g. {list(dup[:5])}; make them unique."
-            raise ValueError(msg)
     values = frame.to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
-
+from ._activity import activity
 from ._differential import differential
 
-__all__ += ["differential"]
+__all__ = ["activity", "differential"]
