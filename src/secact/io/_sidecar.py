@@ -1,0 +1,210 @@
+"""Write per-cell activity results to an ``.h5ad`` sidecar file, block by block.
+
+The file is a regular AnnData ``.h5ad``: ``obs`` = cells, ``var`` = proteins, ``X`` =
+z-scores and ``layers`` ``beta`` / ``se`` / ``pvalue`` (dense float64), ``uns["secact"]``
+= the run's parameters. Results are written in row blocks straight into chunked HDF5
+datasets created up-front, so they are never held in memory as a whole.
+
+The file is written under a temporary name in the target's directory
+(``.<name>.partial-<pid>.h5ad``) and renamed atomically onto the target on
+:meth:`SidecarWriter.close`, once every row was written exactly once. An interrupted or
+failed run therefore never leaves a file that looks finished, and an existing file at the
+target stays intact until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+__all__ = ["SidecarWriter"]
+
+#: target size of one HDF5 chunk of a result array
+_CHUNK_BYTES = 1 << 20
+
+
+def _write_elem(group, key: str, value) -> None:
+    import anndata as ad
+
+    io = getattr(ad, "io", None)
+    if io is None or not hasattr(io, "write_elem"):  # pragma: no cover - anndata 0.10
+        io = ad.experimental
+    io.write_elem(group, key, value)
+
+
+def _clean_uns(value: Any, where: str) -> Any:
+    """Make ``value`` storable in h5ad: drop ``None`` dict values, lists -> arrays."""
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"uns keys must be strings; got {k!r} in {where}")
+            if v is None:  # h5ad cannot store None: an absent key means None
+                continue
+            out[k] = _clean_uns(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(value, list | tuple):
+        if any(v is None for v in value):
+            raise ValueError(f"{where} contains None, which h5ad cannot store")
+        if all(isinstance(v, str) for v in value):
+            return np.array(value, dtype=object)
+        if all(isinstance(v, bool | int | float | np.number | np.bool_) for v in value):
+            return np.asarray(value)
+        raise TypeError(f"{where}: lists must hold only strings or only numbers")
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class SidecarWriter:
+    """Stream row blocks of results into an ``.h5ad`` file at ``path``.
+
+    Parameters
+    ----------
+    path
+        The target ``.h5ad`` file. Written under a temporary name next to it and renamed
+        onto it by :meth:`close`.
+    obs_names, var_names
+        Cells (rows) and proteins (columns).
+    uns
+        Stored as ``uns["secact"]``: strings, numbers, bools, lists of strings / numbers,
+        nested dicts. ``None`` values are omitted (h5ad cannot store ``None``; read an
+        absent key as ``None``); lists come back as numpy arrays.
+    layers, x
+        The names of the statistics: ``x`` is stored as ``X``, the others as layers.
+    dtype
+        The stored value dtype.
+
+    Use as a context manager: leaving the block normally calls :meth:`close`, an exception
+    calls :meth:`abort`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        obs_names: pd.Index,
+        var_names: pd.Index,
+        *,
+        uns: dict | None = None,
+        layers: Sequence[str] = ("beta", "se", "pvalue"),
+        x: str = "zscore",
+        dtype=np.float64,
+    ):
+        self.path = Path(path)
+        obs_names = pd.Index(obs_names)
+        var_names = pd.Index(var_names)
+        self.n_obs, self.n_vars = len(obs_names), len(var_names)
+        if self.n_obs == 0 or self.n_vars == 0:
+            raise ValueError(f"empty result ({self.n_obs} cells x {self.n_vars} proteins)")
+        self.x = x
+        self.layers = tuple(layers)
+        if x in self.layers or len(set(self.layers)) != len(self.layers):
+            raise ValueError(f"statistic names must be distinct: x={x!r}, layers={self.layers}")
+        self.dtype = np.dtype(dtype)
+        uns_clean = _clean_uns(dict(uns or {}), "uns")
+        self.tmp_path = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}.h5ad")
+        self._written = np.zeros(self.n_obs, dtype=bool)
+        self._state = "open"
+        self._file = h5py.File(self.tmp_path, "w")
+        try:
+            self._setup(obs_names, var_names, uns_clean)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _setup(self, obs_names: pd.Index, var_names: pd.Index, uns: dict) -> None:
+        f = self._file
+        f.attrs["encoding-type"] = "anndata"
+        f.attrs["encoding-version"] = "0.1.0"
+        _write_elem(f, "obs", pd.DataFrame(index=obs_names.astype(str)))
+        _write_elem(f, "var", pd.DataFrame(index=var_names.astype(str)))
+        for key in ("obsm", "varm", "obsp", "varp", "layers"):
+            _write_elem(f, key, {})
+        _write_elem(f, "uns", {"secact": uns} if uns else {})
+        rows = max(1, min(self.n_obs, _CHUNK_BYTES // max(self.n_vars * self.dtype.itemsize, 1)))
+        chunks = (rows, self.n_vars)
+        self._datasets = {}
+        for name in (self.x, *self.layers):
+            key = "X" if name == self.x else f"layers/{name}"
+            ds = f.create_dataset(key, shape=(self.n_obs, self.n_vars), dtype=self.dtype, chunks=chunks)
+            ds.attrs["encoding-type"] = "array"
+            ds.attrs["encoding-version"] = "0.2.0"
+            self._datasets[name] = ds
+
+    def write(self, start: int, stop: int, stats: Mapping[str, np.ndarray]) -> None:
+        """Write rows ``[start, stop)``; ``stats`` maps ``x`` and every layer to arrays."""
+        if self._state != "open":
+            raise RuntimeError(f"the sidecar writer is {self._state}")
+        start, stop = int(start), int(stop)
+        if not 0 <= start < stop <= self.n_obs:
+            raise ValueError(f"invalid row range [{start}, {stop}) for {self.n_obs} cells")
+        need = {self.x, *self.layers}
+        if set(stats) != need:
+            raise ValueError(
+                f"stats must have exactly the keys {sorted(need)}; "
+                f"missing {sorted(need - set(stats))}, unexpected {sorted(set(stats) - need)}"
+            )
+        if self._written[start:stop].any():
+            first = start + int(np.argmax(self._written[start:stop]))
+            raise ValueError(f"rows [{start}, {stop}) overlap rows already written (row {first})")
+        shape = (stop - start, self.n_vars)
+        arrays = {}
+        for name in need:
+            arr = np.asarray(stats[name])
+            if arr.shape != shape:
+                raise ValueError(f"stats[{name!r}] has shape {arr.shape}, expected {shape}")
+            arrays[name] = arr
+        for name, arr in arrays.items():
+            self._datasets[name][start:stop] = arr.astype(self.dtype, copy=False)
+        self._written[start:stop] = True
+
+    def close(self) -> Path:
+        """Check every row was written, finalise the file and move it to ``path``."""
+        if self._state == "closed":
+            return self.path
+        if self._state != "open":
+            raise RuntimeError(f"the sidecar writer is {self._state}")
+        try:
+            if not self._written.all():
+                missing = np.flatnonzero(~self._written)
+                raise ValueError(
+                    f"{missing.size} of {self.n_obs} rows were never written (first: row {missing[0]}); "
+                    f"no file written to {self.path}"
+                )
+            self._file.close()
+            os.replace(self.tmp_path, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._state = "closed"
+        return self.path
+
+    def abort(self) -> None:
+        """Discard the partial file (the target, if it exists, is left untouched)."""
+        if self._state == "closed":
+            return
+        self._state = "aborted"
+        with contextlib.suppress(Exception):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.tmp_path)
+
+    def __enter__(self) -> SidecarWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    def __repr__(self) -> str:
+        return f"SidecarWriter({str(self.path)!r}, {self.n_obs} x {self.n_vars}, {self._state})"
