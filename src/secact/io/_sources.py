@@ -684,7 +684,7 @@ def _anndata_source(adata, layer: str | None, use_raw: bool) -> _MatrixSource:
 
     elif layer is not None:
         if layer not in root.layers:
-            raise KeyError(f"layer {layer!r} not found; available layers: {list(root.layers.keys())}")
+            raise ValueError(f"layer {layer!r} not found; available layers: {list(root.layers.keys())}")
         var_names = adata.var_names
 
         def get():
@@ -723,7 +723,7 @@ def _h5ad_element(f: h5py.File, path, layer: str | None, use_raw: bool):
     elif layer is not None:
         have = list(f["layers"].keys()) if "layers" in f else []
         if layer not in have:
-            raise KeyError(f"layer {layer!r} not found in {path}; available layers: {have}")
+            raise ValueError(f"layer {layer!r} not found in {path}; available layers: {have}")
         elem = f["layers"][layer]
     else:
         if "X" not in f:
