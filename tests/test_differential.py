@@ -24,7 +24,9 @@ def _make(seed=0, n=260, g=23, kind="counts"):
     counts[:, 0] = 0  # all zero gene
     counts[: n // 2, 1] = 0  # zero in half of the cells
     counts[:, 2] = 3  # constant non-zero gene
-    labels = rng.choice(["a", "b", "c", "non-targeting", "d"], size=n, p=[0.2, 0.2, 0.2, 0.3, 0.1]).astype(object)
+    labels = rng.choice(["a", "b", "c", "non-targeting", "d"], size=n, p=[0.2, 0.2, 0.2, 0.3, 0.1]).astype(
+        object
+    )
     labels[:5] = np.nan  # excluded cells
     labels[5] = "single"  # a group with one cell
     cat = pd.Categorical(labels, categories=["a", "b", "c", "d", "non-targeting", "single", "unused"])
@@ -37,6 +39,7 @@ def _make(seed=0, n=260, g=23, kind="counts"):
 def _scipy_table(adata, groupby, reference, x=None):
     x = adata.X if x is None else x
     x = x.toarray() if sparse.issparse(x) else np.asarray(x)
+    x = x.astype(np.float64)  # scipy ranks in the input dtype: float32 would cost it precision
     lab = adata.obs[groupby].astype(object).to_numpy()
     ok = pd.notna(lab)
     rows = []
@@ -101,6 +104,23 @@ def test_log1p_negative_values_and_float64():
     with pytest.warns(UserWarning, match="skipping"):
         secact.tl.differential(a, "grp")
     _check_against_scipy(secact.get.differential(a), _scipy_table(a, "grp", "rest"))
+
+
+@pytest.mark.parametrize("reference", ["rest", "R"])
+def test_large_groups_radix_path(reference):
+    # > 256 non-zero values per gene: float32 values go through the radix sort
+    rng = np.random.default_rng(11)
+    n, g = 3000, 6
+    counts = rng.poisson(1.5, size=(n, g)).astype(np.float32)
+    lib = rng.integers(1, 4, size=n).astype(np.float32)  # few library sizes: many ties
+    x = np.log1p(counts / lib[:, None] * 10).astype(np.float32)
+    x[:, 1] = -x[:, 1]  # negative values
+    x[:, 2] = counts[:, 2] - 2  # integers of both signs
+    lab = pd.Categorical(rng.choice(["R", "A", "B"], size=n))
+    a = ad.AnnData(sparse.csc_matrix(x), obs=pd.DataFrame({"grp": lab}, index=[f"c{i}" for i in range(n)]))
+    a.var_names = [f"g{j}" for j in range(g)]
+    secact.tl.differential(a, "grp", reference=reference)
+    _check_against_scipy(secact.get.differential(a), _scipy_table(a, "grp", reference))
 
 
 def test_options_tie_continuity(adata):

@@ -29,6 +29,7 @@ import numba as nb
 import numpy as np
 
 __all__ = [
+    "all_integer",
     "benjamini_hochberg",
     "ovo_csc",
     "ovo_dense",
@@ -38,8 +39,6 @@ __all__ = [
 ]
 
 _SIGN32 = np.uint32(0x80000000)
-_MASK32 = np.uint64(0xFFFFFFFF)
-_SHIFT = np.uint64(32)
 
 
 @nb.njit(cache=True, inline="always")
@@ -51,13 +50,43 @@ def _sortable_u32(bits):
 
 
 @nb.njit(cache=True)
+def _radix_order(ukeys):
+    """Stable LSD radix sort (11-bit digits) of uint32 keys; returns the permutation."""
+    k = ukeys.shape[0]
+    order = np.arange(k).astype(np.int64)
+    tmp_o = np.empty(k, dtype=np.int64)
+    keys = ukeys.copy()
+    tmp_k = np.empty(k, dtype=np.uint32)
+    count = np.empty(2049, dtype=np.int64)
+    for shift in (0, 11, 22):
+        count[:] = 0
+        for i in range(k):
+            count[((keys[i] >> shift) & 2047) + 1] += 1
+        if count.max() == k:  # every key has the same digit: nothing to do
+            continue
+        for d in range(2048):
+            count[d + 1] += count[d]
+        for i in range(k):
+            d = (keys[i] >> shift) & 2047
+            q = count[d]
+            tmp_k[q] = keys[i]
+            tmp_o[q] = order[i]
+            count[d] = q + 1
+        keys, tmp_k = tmp_k, keys
+        order, tmp_o = tmp_o, order
+    return order
+
+
+@nb.njit(cache=True)
 def _sort_order(buf):
     """Return the permutation sorting ``buf`` ascending (ties in any order).
 
-    For values exactly representable in float32 the value bits and the position are packed
-    into one uint64 key, which sorts much faster than an argsort.
+    Values exactly representable in float32 (counts, float32 data) are sorted by a radix
+    sort of their order-preserving uint32 bit patterns; other values by an argsort.
     """
     k = buf.shape[0]
+    if k < 256:
+        return np.argsort(buf, kind="quicksort")
     exact32 = True
     for i in range(k):
         if np.float64(np.float32(buf[i])) != np.float64(buf[i]):
@@ -65,20 +94,15 @@ def _sort_order(buf):
             break
     if not exact32:
         return np.argsort(buf, kind="quicksort")
-    f32 = buf.astype(np.float32)
-    bits = f32.view(np.uint32)
-    keys = np.empty(k, dtype=np.uint64)
+    bits = buf.astype(np.float32).view(np.uint32)
+    keys = np.empty(k, dtype=np.uint32)
     for i in range(k):
-        keys[i] = (np.uint64(_sortable_u32(bits[i])) << _SHIFT) | np.uint64(i)
-    keys.sort()
-    order = np.empty(k, dtype=np.int64)
-    for i in range(k):
-        order[i] = np.int64(keys[i] & _MASK32)
-    return order
+        keys[i] = _sortable_u32(bits[i])
+    return _radix_order(keys)
 
 
 @nb.njit(cache=True)
-def _collect(vals, rows, codes, ncat, use, nnz, sx, se, nanf):
+def _collect(vals, rows, codes, ncat, use, need_e, nnz, sx, se, nanf):
     """Gather the non-zero, non-NaN values of cells whose category is used.
 
     Fills per-category counters (``nnz``, ``sx``, ``se``, ``nanf``) for every category
@@ -103,7 +127,8 @@ def _collect(vals, rows, codes, ncat, use, nnz, sx, se, nanf):
             nonint = True
         nnz[c] += 1
         sx[c] += v
-        se[c] += np.expm1(v)
+        if need_e:
+            se[c] += np.expm1(v)
         if use[c]:
             buf[m] = v
             cat[m] = c
@@ -112,10 +137,10 @@ def _collect(vals, rows, codes, ncat, use, nnz, sx, se, nanf):
 
 
 @nb.njit(cache=True)
-def _ovr_gene(vals, rows, codes, ncat, n_cat, n_total, out_r, out_tie, nnz, sx, se, nanf):
+def _ovr_gene(vals, rows, codes, ncat, n_cat, n_total, need_e, out_r, out_tie, nnz, sx, se, nanf):
     """Rank sums of every category against the rest for one gene."""
     use = np.ones(ncat, dtype=np.bool_)
-    buf, cat, nonint = _collect(vals, rows, codes, ncat, use, nnz, sx, se, nanf)
+    buf, cat, nonint = _collect(vals, rows, codes, ncat, use, need_e, nnz, sx, se, nanf)
     m = buf.shape[0]
     order = _sort_order(buf)
     nzero = n_total - m
@@ -156,9 +181,9 @@ def _ovr_gene(vals, rows, codes, ncat, n_cat, n_total, out_r, out_tie, nnz, sx, 
 
 
 @nb.njit(cache=True)
-def _ovo_gene(vals, rows, codes, ncat, n_cat, ref, use, out_u, out_tie, nnz, sx, se, nanf):
+def _ovo_gene(vals, rows, codes, ncat, n_cat, ref, use, need_e, out_u, out_tie, nnz, sx, se, nanf):
     """U1 and tie term of every used category against category ``ref`` for one gene."""
-    buf, cat, nonint = _collect(vals, rows, codes, ncat, use, nnz, sx, se, nanf)
+    buf, cat, nonint = _collect(vals, rows, codes, ncat, use, need_e, nnz, sx, se, nanf)
     m = buf.shape[0]
     order = _sort_order(buf)
     cnt = np.zeros(ncat, dtype=np.int64)
@@ -220,7 +245,7 @@ def _ovo_gene(vals, rows, codes, ncat, n_cat, ref, use, out_u, out_tie, nnz, sx,
 
 
 @nb.njit(parallel=True, cache=True)
-def ovr_csc(data, indices, indptr, codes, n_cat, n_total):
+def ovr_csc(data, indices, indptr, codes, n_cat, n_total, need_expm1=True):
     """One-vs-rest rank sums for a CSC chunk.
 
     Parameters
@@ -233,6 +258,8 @@ def ovr_csc(data, indices, indptr, codes, n_cat, n_total):
         ``int64`` number of included cells per category.
     n_total
         Number of included cells (``n_cat.sum()``).
+    need_expm1
+        Accumulate ``sum_expm1`` (left at 0 otherwise, which saves an ``expm1`` per value).
 
     Returns
     -------
@@ -257,14 +284,14 @@ def ovr_csc(data, indices, indptr, codes, n_cat, n_total):
     for j in nb.prange(ng):
         a, b = indptr[j], indptr[j + 1]
         nonint[j] = _ovr_gene(
-            data[a:b], indices[a:b], codes, ncat, n_cat, n_total,
+            data[a:b], indices[a:b], codes, ncat, n_cat, n_total, need_expm1,
             rs[j], tie[j:j + 1], nnz[j], sx[j], se[j], nanf[j],
         )  # fmt: skip
     return rs, tie, nnz, sx, se, nanf, nonint
 
 
 @nb.njit(parallel=True, cache=True)
-def ovr_dense(x, codes, n_cat, n_total):
+def ovr_dense(x, codes, n_cat, n_total, need_expm1=True):
     """One-vs-rest rank sums for a dense ``(n_cells, n_genes)`` chunk; see :func:`ovr_csc`."""
     ng = x.shape[1]
     ncat = n_cat.shape[0]
@@ -279,14 +306,14 @@ def ovr_dense(x, codes, n_cat, n_total):
     for j in nb.prange(ng):
         col = np.ascontiguousarray(x[:, j])
         nonint[j] = _ovr_gene(
-            col, rows, codes, ncat, n_cat, n_total,
+            col, rows, codes, ncat, n_cat, n_total, need_expm1,
             rs[j], tie[j:j + 1], nnz[j], sx[j], se[j], nanf[j],
         )  # fmt: skip
     return rs, tie, nnz, sx, se, nanf, nonint
 
 
 @nb.njit(parallel=True, cache=True)
-def ovo_csc(data, indices, indptr, codes, n_cat, ref, use):
+def ovo_csc(data, indices, indptr, codes, n_cat, ref, use, need_expm1=True):
     """One-vs-reference U statistics for a CSC chunk.
 
     Parameters
@@ -325,14 +352,14 @@ def ovo_csc(data, indices, indptr, codes, n_cat, ref, use):
     for j in nb.prange(ng):
         a, b = indptr[j], indptr[j + 1]
         nonint[j] = _ovo_gene(
-            data[a:b], indices[a:b], codes, ncat, n_cat, ref, use2,
+            data[a:b], indices[a:b], codes, ncat, n_cat, ref, use2, need_expm1,
             u[j], tie[j], nnz[j], sx[j], se[j], nanf[j],
         )  # fmt: skip
     return u, tie, nnz, sx, se, nanf, nonint
 
 
 @nb.njit(parallel=True, cache=True)
-def ovo_dense(x, codes, n_cat, ref, use):
+def ovo_dense(x, codes, n_cat, ref, use, need_expm1=True):
     """One-vs-reference U statistics for a dense ``(n_cells, n_genes)`` chunk; see :func:`ovo_csc`."""
     ng = x.shape[1]
     ncat = n_cat.shape[0]
@@ -349,10 +376,20 @@ def ovo_dense(x, codes, n_cat, ref, use):
     for j in nb.prange(ng):
         col = np.ascontiguousarray(x[:, j])
         nonint[j] = _ovo_gene(
-            col, rows, codes, ncat, n_cat, ref, use2,
+            col, rows, codes, ncat, n_cat, ref, use2, need_expm1,
             u[j], tie[j], nnz[j], sx[j], se[j], nanf[j],
         )  # fmt: skip
     return u, tie, nnz, sx, se, nanf, nonint
+
+
+@nb.njit(cache=True)
+def all_integer(values):
+    """Whether every finite value of a 1-d array is an integer (stops at the first that is not)."""
+    for i in range(values.shape[0]):
+        v = values[i]
+        if np.isfinite(v) and v != np.floor(v):
+            return False
+    return True
 
 
 def ranksum_z_p(

@@ -46,50 +46,67 @@ class CscChunk:
     indptr: np.ndarray
 
 
-@nb.njit(cache=True)
-def _csr_select_cols(data, indices, indptr, a, b, row_offset, out_col, out_row, out_val, m0):
-    """Append entries of CSR rows with column in ``[a, b)`` as triplets; return the new length."""
-    m = m0
-    for r in range(indptr.shape[0] - 1):
-        for p in range(indptr[r], indptr[r + 1]):
+@nb.njit(parallel=True, cache=True)
+def _csr_to_csc_cols(data, indices, indptr, a, b, row_offset, nblk):
+    """CSC arrays of columns ``[a, b)`` of a CSR block, rows shifted by ``row_offset``.
+
+    Rows are split into ``nblk`` blocks counted and scattered in parallel; row indices stay
+    sorted within each column.
+    """
+    n_rows = indptr.shape[0] - 1
+    ncols = b - a
+    counts = np.zeros((nblk, ncols), dtype=np.int64)
+    for k in nb.prange(nblk):
+        r0, r1 = k * n_rows // nblk, (k + 1) * n_rows // nblk
+        for p in range(indptr[r0], indptr[r1]):
             c = indices[p]
             if c >= a and c < b:
-                out_col[m] = c - a
-                out_row[m] = r + row_offset
-                out_val[m] = data[p]
-                m += 1
-    return m
-
-
-@nb.njit(cache=True)
-def _csr_count_cols(indices, a, b):
-    m = 0
-    for p in range(indices.shape[0]):
-        c = indices[p]
-        if c >= a and c < b:
-            m += 1
-    return m
-
-
-@nb.njit(cache=True)
-def _triplets_to_csc(col, row, val, ncols):
-    """Stable counting sort of (col, row, val) triplets by column."""
-    m = col.shape[0]
-    indptr = np.zeros(ncols + 1, dtype=np.int64)
-    for i in range(m):
-        indptr[col[i] + 1] += 1
+                counts[k, c - a] += 1
+    out_ptr = np.zeros(ncols + 1, dtype=np.int64)
+    off = np.empty((nblk, ncols), dtype=np.int64)
+    acc = 0
     for j in range(ncols):
-        indptr[j + 1] += indptr[j]
-    fill = indptr[:-1].copy()
-    data = np.empty(m, dtype=val.dtype)
-    idx = np.empty(m, dtype=np.int32)
-    for i in range(m):
-        c = col[i]
-        q = fill[c]
-        data[q] = val[i]
-        idx[q] = row[i]
-        fill[c] = q + 1
-    return data, idx, indptr
+        out_ptr[j] = acc
+        for k in range(nblk):
+            off[k, j] = acc
+            acc += counts[k, j]
+    out_ptr[ncols] = acc
+    out_data = np.empty(acc, dtype=np.float64)
+    out_idx = np.empty(acc, dtype=np.int32)
+    for k in nb.prange(nblk):
+        r0, r1 = k * n_rows // nblk, (k + 1) * n_rows // nblk
+        for r in range(r0, r1):
+            for p in range(indptr[r], indptr[r + 1]):
+                c = indices[p]
+                if c >= a and c < b:
+                    q = off[k, c - a]
+                    out_data[q] = data[p]
+                    out_idx[q] = r + row_offset
+                    off[k, c - a] = q + 1
+    return out_data, out_idx, out_ptr
+
+
+@nb.njit(parallel=True, cache=True)
+def _merge_csc_blocks(data, idx, ptrs, bases):
+    """Concatenate, column by column, CSC blocks stacked by rows (block ``k`` at ``bases[k]``)."""
+    nblk, ncols = ptrs.shape[0], ptrs.shape[1] - 1
+    out_ptr = np.zeros(ncols + 1, dtype=np.int64)
+    for j in range(ncols):
+        n = 0
+        for k in range(nblk):
+            n += ptrs[k, j + 1] - ptrs[k, j]
+        out_ptr[j + 1] = out_ptr[j] + n
+    out_data = np.empty(out_ptr[ncols], dtype=data.dtype)
+    out_idx = np.empty(out_ptr[ncols], dtype=idx.dtype)
+    for j in nb.prange(ncols):
+        q = out_ptr[j]
+        for k in range(nblk):
+            s, e = bases[k] + ptrs[k, j], bases[k] + ptrs[k, j + 1]
+            for p in range(s, e):
+                out_data[q] = data[p]
+                out_idx[q] = idx[p]
+                q += 1
+    return out_data, out_idx, out_ptr
 
 
 def _value_dtype(dtype: np.dtype) -> np.dtype:
@@ -258,29 +275,27 @@ class GeneChunkReader:
         )
 
     def _read_csr(self, a: int, b: int) -> CscChunk:
-        ncols = b - a
-        if self.backed:
-            parts = []
-            for r0 in range(0, self.n_obs, CSR_ROW_BLOCK):
-                blk = self.matrix[r0 : min(r0 + CSR_ROW_BLOCK, self.n_obs)]
-                parts.append(self._select(blk.data, blk.indices, blk.indptr, a, b, r0))
-                del blk
-            if parts:
-                col, row, val = (np.concatenate([p[i] for p in parts]) for i in range(3))
-            else:
-                col, row, val = np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, self.dtype)
-            del parts
-        else:
+        nblk = max(1, nb.get_num_threads())
+        if not self.backed:
             m = self.matrix
-            col, row, val = self._select(m.data, m.indices, m.indptr, a, b, 0)
-        data, idx, indptr = _triplets_to_csc(col, row, val, ncols)
-        return CscChunk(data, idx, indptr)
+            return CscChunk(*self._csr_cols(m.data, m.indices, m.indptr, a, b, 0, nblk))
+        parts = []
+        for r0 in range(0, self.n_obs, CSR_ROW_BLOCK):
+            blk = self.matrix[r0 : min(r0 + CSR_ROW_BLOCK, self.n_obs)]
+            parts.append(self._csr_cols(blk.data, blk.indices, blk.indptr, a, b, r0, nblk))
+            del blk
+        if len(parts) == 1:
+            return CscChunk(*parts[0])
+        sizes = np.array([p[0].shape[0] for p in parts], dtype=np.int64)
+        bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        data = np.concatenate([p[0] for p in parts])
+        idx = np.concatenate([p[1] for p in parts])
+        ptrs = np.stack([p[2] for p in parts])
+        del parts
+        return CscChunk(*_merge_csc_blocks(data, idx, ptrs, bases))
 
-    def _select(self, data, indices, indptr, a, b, row_offset):
-        indptr = np.asarray(indptr, dtype=np.int64)
-        k = _csr_count_cols(np.asarray(indices), a, b)
-        col = np.empty(k, np.int32)
-        row = np.empty(k, np.int32)
-        val = np.empty(k, self.dtype)
-        _csr_select_cols(np.asarray(data), np.asarray(indices), indptr, a, b, row_offset, col, row, val, 0)
-        return col, row, val
+    @staticmethod
+    def _csr_cols(data, indices, indptr, a, b, row_offset, nblk):
+        return _csr_to_csc_cols(
+            np.asarray(data), np.asarray(indices), np.asarray(indptr, dtype=np.int64), a, b, row_offset, nblk
+        )

@@ -344,6 +344,14 @@ def _run(
         reader.kind,
         ", backed" if reader.backed else "",
     )
+    # expm1 sums are only needed for log1p data; for in-memory data "auto" can be settled by
+    # a quick scan (stops at the first non-integer), backed data keeps both sums
+    need_e = data != "counts"
+    if data == "auto" and not reader.backed:
+        m = reader.matrix
+        stored = m if reader.kind == "dense" else m.data
+        if stored.dtype.kind in "iub" or _rk.all_integer(np.asarray(stored).ravel(order="K")):
+            need_e = False
     stat = np.zeros((n_vars, ncat))
     tie = np.zeros((n_vars, 1 if ovr else ncat))
     nnz = np.zeros((n_vars, ncat), dtype=np.int64)
@@ -355,12 +363,12 @@ def _run(
         for a, b, chunk in reader:
             if isinstance(chunk, CscChunk):
                 args = (chunk.data, chunk.indices, chunk.indptr, codes, n_cat)
-                out = _rk.ovr_csc(*args, n_total) if ovr else _rk.ovo_csc(*args, ref, use)
+                out = _rk.ovr_csc(*args, n_total, need_e) if ovr else _rk.ovo_csc(*args, ref, use, need_e)
             else:
                 out = (
-                    _rk.ovr_dense(chunk, codes, n_cat, n_total)
+                    _rk.ovr_dense(chunk, codes, n_cat, n_total, need_e)
                     if ovr
-                    else _rk.ovo_dense(chunk, codes, n_cat, ref, use)
+                    else _rk.ovo_dense(chunk, codes, n_cat, ref, use, need_e)
                 )
             del chunk
             st, ti, nz, s1, s2, nf, ni = out
