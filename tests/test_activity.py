@@ -27,13 +27,20 @@ def counts(sig) -> ad.AnnData:
     """A small count matrix with signature genes, fillers, an alias and a duplicated symbol."""
     rng = np.random.default_rng(7)
     genes = list(sig.index[:600]) + [f"FILL{i}" for i in range(60)]
-    genes[10] = "DDX58"  # alias of RIGI? only matters if RIGI is a signature gene; kept as a plain gene otherwise
+    genes[10] = (
+        "DDX58"  # alias of RIGI? only matters if RIGI is a signature gene; kept as a plain gene otherwise
+    )
     n_cells = 57
     mu = np.exp(rng.normal(0, 1.2, size=len(genes)))
     x = rng.poisson(mu * rng.lognormal(0, 0.4, size=(n_cells, 1)) * 0.3).astype(np.float64)
     x[5] = 0.0  # a cell without counts
     obs = pd.DataFrame(
-        {"cell_type": pd.Categorical(rng.choice(["T", "B", "NK", "Mono"], size=n_cells), categories=["B", "Mono", "NK", "T", "unused"])},
+        {
+            "cell_type": pd.Categorical(
+                rng.choice(["T", "B", "NK", "Mono"], size=n_cells),
+                categories=["B", "Mono", "NK", "T", "unused"],
+            )
+        },
         index=[f"c{i}" for i in range(n_cells)],
     )
     return ad.AnnData(sp.csr_matrix(x), obs=obs, var=pd.DataFrame(index=genes))
@@ -65,7 +72,9 @@ def r_ridge(y: pd.DataFrame, sig: pd.DataFrame, table: np.ndarray):
     aver_sq /= len(table)
     se = np.sqrt(aver_sq - aver**2)
     frames = [beta, se, (beta - aver) / se, (count + 1) / (len(table) + 1)]
-    return {k: pd.DataFrame(v.T, index=y.columns, columns=sig.columns) for k, v in zip(STATS, frames, strict=True)}, len(olp)
+    return {
+        k: pd.DataFrame(v.T, index=y.columns, columns=sig.columns) for k, v in zip(STATS, frames, strict=True)
+    }, len(olp)
 
 
 def test_cell_level_matches_r_pipeline(counts, sig):
@@ -79,11 +88,15 @@ def test_cell_level_matches_r_pipeline(counts, sig):
     ref, _ = r_ridge(diff, sig, permutation_table(n, B, rng="mt19937"))
     a = counts.copy()
     with pytest.warns(RuntimeWarning, match="library size of 0"):
-        secact.tl.activity(a, sig, n_permutations=B, group_signatures=False, map_symbols=False, progress=False)
+        secact.tl.activity(
+            a, sig, n_permutations=B, group_signatures=False, map_symbols=False, progress=False
+        )
     for k in STATS:
         ours = a.obsm[f"secact_{k}"]
         assert np.isnan(ours.iloc[5]).all()
-        np.testing.assert_allclose(ours.loc[keep].to_numpy(), ref[k].to_numpy(), rtol=0, atol=1e-10, err_msg=k)
+        np.testing.assert_allclose(
+            ours.loc[keep].to_numpy(), ref[k].to_numpy(), rtol=0, atol=1e-10, err_msg=k
+        )
 
 
 def test_group_level_matches_r_pipeline(counts, sig):
@@ -96,11 +109,21 @@ def test_group_level_matches_r_pipeline(counts, sig):
     n = sum(g in sig.index for g in counts.var_names)
     ref, _ = r_ridge(diff, sig, permutation_table(n, B, rng="mt19937"))
     a = counts.copy()
-    secact.tl.activity(a, sig, groupby="cell_type", n_permutations=B, group_signatures=False, map_symbols=False, progress=False)
+    secact.tl.activity(
+        a,
+        sig,
+        groupby="cell_type",
+        n_permutations=B,
+        group_signatures=False,
+        map_symbols=False,
+        progress=False,
+    )
     res = a.uns["secact"]
     assert list(res["zscore"].index) == groups
     for k in STATS:
-        np.testing.assert_allclose(res[k].loc[groups].to_numpy(), ref[k].to_numpy(), rtol=0, atol=1e-10, err_msg=k)
+        np.testing.assert_allclose(
+            res[k].loc[groups].to_numpy(), ref[k].to_numpy(), rtol=0, atol=1e-10, err_msg=k
+        )
     assert res["params"]["n_permutations"] == B
 
 
@@ -110,12 +133,17 @@ def test_group_reference_and_grouped_signatures(counts, sig):
     groups = sorted(ct.dropna().unique())
     bulk = pd.DataFrame({g: x[(ct == g).to_numpy()].sum(axis=0) for g in groups}, index=counts.var_names)
     expr = np.log2(bulk / bulk.sum(axis=0) * 1e6 + 1)
-    diff = expr.sub(expr["B"], axis=0)
+    diff = expr.sub(expr["B"], axis=0).drop(columns="B")  # the reference itself is left out
     bulk_res = secact.infer(diff, sig, differential=True, n_permutations=B)
     a = counts.copy()
-    secact.tl.activity(a, sig, groupby="cell_type", reference="B", n_permutations=B, map_symbols=False, progress=False)
+    secact.tl.activity(
+        a, sig, groupby="cell_type", reference="B", n_permutations=B, map_symbols=False, progress=False
+    )
+    assert list(a.uns["secact"]["zscore"].index) == ["Mono", "NK", "T"]
     for k in STATS:
-        np.testing.assert_allclose(a.uns["secact"][k].to_numpy(), getattr(bulk_res, k).T.to_numpy(), atol=1e-12)
+        np.testing.assert_allclose(
+            a.uns["secact"][k].to_numpy(), getattr(bulk_res, k).T.to_numpy(), atol=1e-12
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,7 +153,12 @@ def _results(adata_or_path, key="secact"):
     if isinstance(adata_or_path, ad.AnnData):
         return {k: np.asarray(adata_or_path.obsm[f"{key}_{k}"]) for k in STATS}
     out = ad.read_h5ad(adata_or_path)
-    return {"beta": out.layers["beta"], "se": out.layers["se"], "zscore": out.X, "pvalue": out.layers["pvalue"]}
+    return {
+        "beta": out.layers["beta"],
+        "se": out.layers["se"],
+        "zscore": out.X,
+        "pvalue": out.layers["pvalue"],
+    }
 
 
 def _assert_same(a, b):
@@ -209,15 +242,16 @@ def test_dask_in_process_and_sidecar(tmp_path, counts, sig, baseline):
 @pytest.mark.filterwarnings("ignore:.*library size of 0:RuntimeWarning")
 def test_dask_distributed_local_cluster(tmp_path, counts, sig, baseline):
     distributed = pytest.importorskip("dask.distributed")
-    from anndata.experimental import read_elem_lazy
-
     import h5py
+    from anndata.experimental import read_elem_lazy
 
     kw, ref = baseline
     path = tmp_path / "lazy.h5ad"
     counts.write_h5ad(path)
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
         distributed.Client(cluster),
         h5py.File(path, "r") as f,
     ):
@@ -243,7 +277,9 @@ def test_log_and_differential_inputs(counts, sig):
     _assert_same(_results(a, "c"), _results(a, "l"))
     dense = logx.toarray()
     a.layers["diff"] = dense - dense.mean(axis=0)
-    secact.tl.activity(a, sig, layer="diff", input="differential", n_permutations=B, progress=False, key_added="d")
+    secact.tl.activity(
+        a, sig, layer="diff", input="differential", n_permutations=B, progress=False, key_added="d"
+    )
     _assert_same(_results(a, "c"), _results(a, "d"))
 
 
@@ -258,7 +294,9 @@ def test_reference_cells(counts, sig):
     logx = np.log2(x / lib * 1e5 + 1)
     diff = logx - logx[ref_mask].mean(axis=0)
     a.layers["d"] = diff
-    secact.tl.activity(a, sig, layer="d", input="differential", n_permutations=B, progress=False, key_added="r3")
+    secact.tl.activity(
+        a, sig, layer="d", input="differential", n_permutations=B, progress=False, key_added="r3"
+    )
     _assert_same(_results(a, "r1"), _results(a, "r3"))
 
 

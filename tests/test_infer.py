@@ -20,7 +20,9 @@ def cytosig() -> pd.DataFrame:
 def profile(cytosig) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     genes = list(cytosig.index[:2000]) + [f"NOTASIG{i}" for i in range(50)]
-    data = rng.normal(size=(len(genes), 4)) + 2.0 * cytosig.reindex(genes)["IFNG"].fillna(0).to_numpy()[:, None]
+    data = (
+        rng.normal(size=(len(genes), 4)) + 2.0 * cytosig.reindex(genes)["IFNG"].fillna(0).to_numpy()[:, None]
+    )
     return pd.DataFrame(data, index=genes, columns=["s1", "s2", "s3", "s4"])
 
 
@@ -41,7 +43,9 @@ def test_control_mean_and_paired(profile):
     control = profile.iloc[:, :2]
     treated = profile.iloc[:, 2:]
     res = run(treated, control=control)
-    expected = run((treated.sub(control.mean(axis=1), axis=0)).mean(axis=1).to_frame("Change"), differential=True)
+    expected = run(
+        (treated.sub(control.mean(axis=1), axis=0)).mean(axis=1).to_frame("Change"), differential=True
+    )
     pd.testing.assert_frame_equal(res.zscore, expected.zscore, atol=1e-12)
     single = run(treated, control=control, single_sample=True)
     assert list(single.zscore.columns) == ["s3", "s4"]
@@ -61,7 +65,9 @@ def test_gene_order_of_profile_defines_the_null(profile):
 
 def test_anndata_and_series_inputs(profile):
     a = run(profile, differential=True)
-    adata = ad.AnnData(profile.T.to_numpy(), obs=pd.DataFrame(index=profile.columns), var=pd.DataFrame(index=profile.index))
+    adata = ad.AnnData(
+        profile.T.to_numpy(), obs=pd.DataFrame(index=profile.columns), var=pd.DataFrame(index=profile.index)
+    )
     b = run(adata, differential=True)
     pd.testing.assert_frame_equal(a.zscore, b.zscore)
     c = run(profile["s1"], differential=True)
@@ -76,7 +82,7 @@ def test_result_to_anndata(profile):
     np.testing.assert_array_equal(out.layers["pvalue"], res.pvalue.T.to_numpy())
     assert out.uns["secact"]["params"]["n_permutations"] == 100
     beta, se, z, p = res
-    assert beta is res.beta and p is res.pvalue
+    assert beta is res.beta and se is res.se and z is res.zscore and p is res.pvalue
 
 
 def test_ungrouped_keeps_signature_order_grouped_sorts(profile, cytosig):

@@ -67,8 +67,11 @@ def test_missing_download_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("SECACT_DATA_DIR", str(tmp_path))
     sigmod._load_named.cache_clear()
     spec = sigmod.SignatureSpec(
-        name="SecAct", filename="SecAct.tsv.gz", sha256=SIGNATURES["SecAct"].sha256,
-        url="http://127.0.0.1:9/SecAct.tsv.gz", shape=(7919, 1170),
+        name="SecAct",
+        filename="SecAct.tsv.gz",
+        sha256=SIGNATURES["SecAct"].sha256,
+        url="http://127.0.0.1:9/SecAct.tsv.gz",
+        shape=(7919, 1170),
     )
     monkeypatch.setitem(sigmod.SIGNATURES, "SecAct", spec)
     try:

@@ -291,7 +291,12 @@ def infer(
         paired=bool(paired),
         single_sample=bool(single_sample),
     )
-    logger.info("secact.infer: %d proteins x %d samples in %.2f s", len(proteins), y.shape[1], time.perf_counter() - t0)
+    logger.info(
+        "secact.infer: %d proteins x %d samples in %.2f s",
+        len(proteins),
+        y.shape[1],
+        time.perf_counter() - t0,
+    )
     return ActivityResult(**out, params=params)
 
 

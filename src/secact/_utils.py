@@ -23,8 +23,16 @@ def progress_bar(
         return
     from tqdm.auto import tqdm
 
-    with tqdm(total=n_rows, desc=desc, unit="cells", unit_scale=True, disable=None if show is None else not show,
-              leave=False, mininterval=0.5, miniters=max(1, math.ceil(n_rows / batch / 100))) as bar:
+    with tqdm(
+        total=n_rows,
+        desc=desc,
+        unit="cells",
+        unit_scale=True,
+        disable=None if show is None else not show,
+        leave=False,
+        mininterval=0.5,
+        miniters=max(1, math.ceil(n_rows / batch / 100)),
+    ) as bar:
         for item in blocks:
             yield item
             bar.update(item[1] - item[0])

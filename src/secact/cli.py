@@ -21,7 +21,12 @@ def _example(args: argparse.Namespace) -> int:
         + ", ".join(f"{g} ({n})" for g, n in adata.obs["group"].value_counts(sort=False).items())
     )
     secact.tl.activity(
-        adata, "CytoSig", groupby="group", reference="control", n_permutations=args.n_permutations, progress=False
+        adata,
+        "CytoSig",
+        groupby="group",
+        reference="control",
+        n_permutations=args.n_permutations,
+        progress=False,
     )
     res = adata.uns["secact"]
     z = res["zscore"]
@@ -40,13 +45,19 @@ def _example(args: argparse.Namespace) -> int:
             print(f"  {'':<18} planted {target}: rank {rank} of {len(top)} (z = {row[target]:+.1f})")
     out = Path(args.out)
     result = secact.ActivityResult(
-        beta=res["beta"].T, se=res["se"].T, zscore=res["zscore"].T, pvalue=res["pvalue"].T, params=res["params"]
+        beta=res["beta"].T,
+        se=res["se"].T,
+        zscore=res["zscore"].T,
+        pvalue=res["pvalue"].T,
+        params=res["params"],
     ).to_anndata()
     result.obs["n_cells"] = res["n_cells"].reindex(result.obs_names).to_numpy()
     result.uns["planted"] = dict(planted)
     result.write_h5ad(out)
     hits = sum(r == 1 for r in ranks if r is not None)
-    print(f"\nplanted cytokine ranked first in {hits} of {len(ranks)} groups; wrote {out} ({time.perf_counter() - t0:.1f} s)")
+    print(
+        f"\nplanted cytokine ranked first in {hits} of {len(ranks)} groups; wrote {out} ({time.perf_counter() - t0:.1f} s)"
+    )
     return 0 if hits == len(ranks) else 1
 
 
@@ -69,13 +80,17 @@ def _infer(args: argparse.Namespace) -> int:
     prefix = Path(args.output)
     for key in ("beta", "se", "zscore", "pvalue"):
         getattr(res, key).to_csv(f"{prefix}.{key}.tsv", sep="\t")
-    print(f"wrote {prefix}.{{beta,se,zscore,pvalue}}.tsv ({res.beta.shape[0]} proteins x {res.beta.shape[1]} samples)")
+    print(
+        f"wrote {prefix}.{{beta,se,zscore,pvalue}}.tsv ({res.beta.shape[0]} proteins x {res.beta.shape[1]} samples)"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``secact`` command."""
-    parser = argparse.ArgumentParser(prog="secact", description="Secreted-protein signalling activity (SecAct).")
+    parser = argparse.ArgumentParser(
+        prog="secact", description="Secreted-protein signalling activity (SecAct)."
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
 

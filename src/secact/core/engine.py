@@ -251,8 +251,7 @@ def _warn_degenerate(sigma: np.ndarray) -> None:
     bad = int((~(sigma > 0)).sum())
     if bad:
         warnings.warn(
-            f"{bad} sample(s) are constant over the overlap genes (zero variance); their results "
-            "are NaN.",
+            f"{bad} sample(s) are constant over the overlap genes (zero variance); their results are NaN.",
             RuntimeWarning,
             stacklevel=3,
         )

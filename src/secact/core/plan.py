@@ -25,6 +25,18 @@ __all__ = ["MIN_OVERLAP", "Plan", "make_plan"]
 MIN_OVERLAP = 20
 
 _GROUP_CACHE: OrderedDict[tuple, SignatureGroups] = OrderedDict()
+_MODEL_CACHE: OrderedDict[tuple, RidgeModel] = OrderedDict()
+
+
+def _lru_get(cache: OrderedDict, key, build, size: int = 8):
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = build()
+    cache[key] = value
+    while len(cache) > size:
+        cache.popitem(last=False)
+    return value
 
 
 def _cached_groups(
@@ -35,14 +47,7 @@ def _cached_groups(
         digest.update("\x00".join(proteins).encode())
         name = digest.hexdigest()
     key = (name, values.shape, float(group_cor))
-    if key in _GROUP_CACHE:
-        _GROUP_CACHE.move_to_end(key)
-        return _GROUP_CACHE[key]
-    groups = group_signature(values, proteins, group_cor)
-    _GROUP_CACHE[key] = groups
-    while len(_GROUP_CACHE) > 8:
-        _GROUP_CACHE.popitem(last=False)
-    return groups
+    return _lru_get(_GROUP_CACHE, key, lambda: group_signature(values, proteins, group_cor))
 
 
 @dataclass(eq=False)
@@ -129,11 +134,17 @@ def make_plan(
     if group_signatures:
         name = signature_name if (signature_name and not filter_signature) else None
         groups = _cached_groups(values, proteins, group_cor, name)
-        matrix = groups.matrix(values)
+
+        def signature_rows(rows):
+            return groups.matrix(values[rows])
+
         columns = groups.names
         row_index, out_names = expand_rows(groups, sort=True)
     else:
-        matrix = values
+
+        def signature_rows(rows):
+            return values[rows]
+
         columns = proteins
         row_index, out_names = np.arange(len(proteins)), proteins
     sig_pos = pd.Index(sig.index).get_indexer(genes)
@@ -145,7 +156,14 @@ def make_plan(
             "gene symbols of the signature's species (e.g. 'IFNG', not Ensembl ids)."
         )
         raise ValueError(msg)
-    model = ridge_model(matrix[sig_pos[gene_index]], lambda_)
+    rows = sig_pos[gene_index]
+    if signature_name and not filter_signature:
+        # a registered signature is immutable: the projection depends only on the gene rows
+        digest = hashlib.blake2b(rows.astype(np.int64).tobytes(), digest_size=16).hexdigest()
+        key = (signature_name, bool(group_signatures), float(group_cor), float(lambda_), digest)
+        model = _lru_get(_MODEL_CACHE, key, lambda: ridge_model(signature_rows(rows), lambda_), size=4)
+    else:
+        model = ridge_model(signature_rows(rows), lambda_)
     table = (
         permutation_table(gene_index.size, int(n_permutations), rng=rng, seed=seed)
         if method == "permutation"
@@ -174,3 +192,9 @@ def make_plan(
         table=table,
         params=params,
     )
+
+
+def clear_caches() -> None:
+    """Forget cached signature groupings and projections (e.g. for benchmarks)."""
+    _GROUP_CACHE.clear()
+    _MODEL_CACHE.clear()

@@ -26,7 +26,7 @@ __all__ = ["SIGNATURES", "SignatureSpec", "data_dir", "signature"]
 
 logger = logging.getLogger("secact")
 
-FETCH_COMMAND = "bash shared/fetch-secact-signature.sh \"$SECACT_DATA_DIR\""
+FETCH_COMMAND = 'bash shared/fetch-secact-signature.sh "$SECACT_DATA_DIR"'
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ class _Pass1:
         w = (lib > 0).astype(np.float64) if self.input == "counts" else np.ones(block.shape[0])
         if weights is not None:
             w = w * weights
-        sums = np.asarray(sp.csr_matrix(w) @ ov if sp.issparse(ov) else w @ ov).ravel()
+        sums = np.asarray(ov.T @ w).ravel()
         return lib, sums, float(w.sum())
 
 
@@ -128,7 +128,7 @@ def activity(
     use_raw: bool | None = None,
     gene_symbols: str | None = None,
     organism: Literal["human", "mouse"] = "human",
-    input: Input = "counts",  # noqa: A002 - the issue's public name
+    input: Input = "counts",
     scale_factor: float | None = None,
     method: Literal["permutation", "analytic"] = "permutation",
     n_permutations: int = 1000,
@@ -314,7 +314,9 @@ def activity(
             library = np.empty(n_obs)
             sums = np.zeros(overlap.size)
             total = 0.0
-            for start, stop, block in progress_bar(source.row_blocks(batch), show, n_obs, batch, "secact pass 1"):
+            for start, stop, block in progress_bar(
+                source.row_blocks(batch), show, n_obs, batch, "secact pass 1"
+            ):
                 w = None if weights is None else weights[start:stop]
                 lib, s, t = p1(block, start, w)
                 library[start:stop] = lib
@@ -329,7 +331,11 @@ def activity(
             logger.warning("%d cells have no counts; their results are NaN", n_zero)
             import warnings
 
-            warnings.warn(f"{n_zero} cells have a library size of 0; their results are NaN.", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{n_zero} cells have a library size of 0; their results are NaN.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if input != "counts":
             library = None
 
@@ -484,7 +490,11 @@ def _group_level(adata, x, source, gmap, plan: Plan, groupby, reference, input, 
     cats = labels.astype("category")
     used = cats.cat.remove_unused_categories()
     if len(used.cat.categories) < len(cats.cat.categories):
-        logger.info("ignoring %d unused categories of %r", len(cats.cat.categories) - len(used.cat.categories), groupby)
+        logger.info(
+            "ignoring %d unused categories of %r",
+            len(cats.cat.categories) - len(used.cat.categories),
+            groupby,
+        )
     names = [str(c) for c in used.cat.categories]
     codes = used.cat.codes.to_numpy().astype(np.int64)
     n_groups = len(names)
@@ -504,11 +514,15 @@ def _group_level(adata, x, source, gmap, plan: Plan, groupby, reference, input, 
         import dask
 
         blocks = _dask_row_blocks(x)
-        parts = [dask.delayed(_group_part)(b, s, mapper, codes[s : s + n], n_groups, input) for s, n, b in blocks]
+        parts = [
+            dask.delayed(_group_part)(b, s, mapper, codes[s : s + n], n_groups, input) for s, n, b in blocks
+        ]
         for part in dask.compute(*parts):
             sums += part
     else:
-        for start, stop, block in progress_bar(source.row_blocks(batch), show, adata.n_obs, batch, "secact pseudo-bulk"):
+        for start, stop, block in progress_bar(
+            source.row_blocks(batch), show, adata.n_obs, batch, "secact pseudo-bulk"
+        ):
             sums += _group_part(block, start, mapper, codes[start:stop], n_groups, input)
     if input == "counts":
         empty = sums.sum(axis=1) == 0
@@ -522,12 +536,13 @@ def _group_level(adata, x, source, gmap, plan: Plan, groupby, reference, input, 
     if input != "differential":
         centre = values[names.index(str(reference))] if reference is not None else values.mean(axis=0)
         values = values - centre
+    if reference is not None:  # the reference against itself is zero everywhere: left out
+        keep = [i for i, name in enumerate(names) if name != str(reference)]
+        values, names, counts = values[keep], [names[i] for i in keep], counts[keep]
     stats = plan.engine().run(values)
     proteins = pd.Index(plan.proteins)
     index = pd.Index(names, name=groupby)
-    result = {
-        k: pd.DataFrame(plan.expand(getattr(stats, k)), index=index, columns=proteins) for k in STATS
-    }
+    result = {k: pd.DataFrame(plan.expand(getattr(stats, k)), index=index, columns=proteins) for k in STATS}
     result["n_cells"] = pd.Series(counts, index=index)
     return result
 
@@ -555,9 +570,7 @@ def _dask_pass1(x, p1: _Pass1, weights):
     import dask
 
     blocks = _dask_row_blocks(x)
-    parts = [
-        dask.delayed(p1)(b, s, None if weights is None else weights[s : s + n]) for s, n, b in blocks
-    ]
+    parts = [dask.delayed(p1)(b, s, None if weights is None else weights[s : s + n]) for s, n, b in blocks]
     results = dask.compute(*parts)
     library = np.concatenate([r[0] for r in results])
     sums = np.sum([r[1] for r in results], axis=0)
