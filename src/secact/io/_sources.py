@@ -48,9 +48,11 @@ from scipy import sparse
 
 __all__ = ["CSC_CHUNK_NNZ", "BlockSource", "block_source", "check_finite"]
 
-#: stored entries per column chunk when transposing a CSC matrix on disk (bounds memory:
-#: about 40 bytes per entry)
+#: most stored entries per column chunk when transposing a CSC matrix on disk (peak memory
+#: is about 50 bytes per entry); the chunk is twice the average block's entries, at least
+#: :data:`_CSC_MIN_CHUNK_NNZ`
 CSC_CHUNK_NNZ = 1 << 22
+_CSC_MIN_CHUNK_NNZ = 1 << 18
 #: merge two column runs into one read when fewer entries than this lie between them
 _CSC_GAP_NNZ = 1 << 16
 
@@ -514,15 +516,21 @@ def _column_reads(sc: np.ndarray, indptr: np.ndarray, budget: int) -> list[tuple
 class _RowMap:
     """Map underlying row indices to source positions (views: any order, repeats allowed)."""
 
-    def __init__(self, src: _MatrixSource):
+    def __init__(self, src: _MatrixSource, n_under: int):
         self.row0, self.n = src._row0, src.n_obs
         self.rows = src._rows
+        self.identity = self.rows is None and self.row0 == 0 and self.n == n_under
         if self.rows is not None:
             self.order = np.argsort(self.rows, kind="stable")
             self.sorted = self.rows[self.order]
 
     def __call__(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(pos, take)``: entry ``take[k]`` lands at source row ``pos[k]``."""
+        """Return ``(pos, take)``: entry ``take[k]`` lands at source row ``pos[k]``.
+
+        ``take`` is ``None`` when every entry is kept, in order.
+        """
+        if self.identity:
+            return u, None
         if self.rows is None:
             pos = u.astype(np.int64) - self.row0
             take = np.flatnonzero((pos >= 0) & (pos < self.n))
@@ -542,12 +550,13 @@ def _csc_disk_blocks(
     cols = np.arange(int(ds.shape[1]), dtype=np.int64) if cols is None else cols
     n_out = cols.size
     n_blocks = -(-src.n_obs // batch_size)
-    budget = max(int(CSC_CHUNK_NNZ), 1)
     indptr = np.asarray(ds.group["indptr"][...], dtype=np.int64)
     order = np.argsort(cols, kind="stable")
     sc = cols[order]  # requested source columns, sorted
     lengths = indptr[sc + 1] - indptr[sc]
-    rowmap = _RowMap(src)
+    block_nnz = int(lengths.sum()) * batch_size // max(int(ds.shape[0]), 1)
+    budget = max(min(int(CSC_CHUNK_NNZ), max(2 * block_nnz, _CSC_MIN_CHUNK_NNZ)), 1)
+    rowmap = _RowMap(src, int(ds.shape[0]))
 
     fd, tmp_path = tempfile.mkstemp(prefix="secact-csc-", suffix=".h5", dir=temp_dir)
     os.close(fd)
@@ -564,31 +573,40 @@ def _csc_disk_blocks(
             for ri, rj, a, b in _column_reads(sc[i:j], indptr, budget):
                 m = _read_csc_columns(ds, a, b)
                 lc = sc[i + ri : i + rj] - a
-                starts = m.indptr[lc].astype(np.int64)
-                lens = m.indptr[lc + 1] - starts
-                total = int(lens.sum())
-                first = np.cumsum(lens) - lens
-                gather = np.repeat(starts - first, lens) + np.arange(total)
-                u = m.indices[gather]
+                lens = np.diff(m.indptr)[lc]
+                labels = np.repeat(order[i + ri : i + rj].astype(np.int32), lens)
+                if lc.size == b - a:  # the read holds exactly the requested columns
+                    u, val = m.indices, m.data
+                else:
+                    starts = m.indptr[lc].astype(np.int64)
+                    gather = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))
+                    u, val = m.indices[gather], m.data[gather]
+                    del gather
+                del m
                 pos, take = rowmap(u)
+                del u
                 pos_parts.append(pos)
-                col_parts.append(np.repeat(order[i + ri : i + rj], lens)[take].astype(np.int32))
-                val_parts.append(m.data[gather][take])
-                del m, u, gather
-            pos = np.concatenate(pos_parts)
-            col = np.concatenate(col_parts)
-            val = np.concatenate(val_parts)
+                col_parts.append(labels if take is None else labels[take])
+                val_parts.append(val if take is None else val[take])
+                del labels, val, take
+            pos = np.concatenate(pos_parts) if len(pos_parts) > 1 else pos_parts[0]
+            col = np.concatenate(col_parts) if len(col_parts) > 1 else col_parts[0]
+            val = np.concatenate(val_parts) if len(val_parts) > 1 else val_parts[0]
             del pos_parts, col_parts, val_parts
+            # split by cell block (stable: a counting sort on the block id)
             bid = pos // batch_size
-            perm = np.argsort(bid, kind="stable")
             off = np.zeros(n_blocks + 1, dtype=np.int64)
             np.cumsum(np.bincount(bid, minlength=n_blocks), out=off[1:])
+            perm = np.argsort(bid, kind="stable")
+            del bid
             k = len(offsets)
-            tmp.create_dataset(f"{k}/row", data=(pos - bid * batch_size)[perm].astype(np.int32))
+            tmp.create_dataset(f"{k}/row", data=(pos[perm] % batch_size).astype(np.int32, copy=False))
+            del pos
             tmp.create_dataset(f"{k}/col", data=col[perm])
+            del col
             tmp.create_dataset(f"{k}/val", data=val[perm])
             offsets.append(off)
-            del pos, col, val, bid, perm
+            del val, perm
             i = j
         pieces = [(tmp[f"{k}/row"], tmp[f"{k}/col"], tmp[f"{k}/val"]) for k in range(len(offsets))]
         for bi, start in enumerate(range(0, src.n_obs, batch_size)):
