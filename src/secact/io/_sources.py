@@ -23,11 +23,16 @@ Storage layouts and their cost for one pass over ``B`` blocks
 * CSC in memory: one cursor per requested column advances block by block (a compiled
   kernel), so a pass costs ``O(nnz + B * n_columns)`` time and ``O(block)`` extra memory.
 * CSC on disk: a pass first transposes the requested columns once into a temporary HDF5
-  file (column chunks of at most :data:`CSC_CHUNK_NNZ` stored entries are read with the
-  anndata sparse-dataset API, split by cell block and written as per-chunk row-sorted
-  pieces), then streams it block by block, merging the pieces of each block. The source
-  is read exactly once per pass; the temporary file holds the selected entries
-  (``nnz * (8 + itemsize)`` bytes) and is deleted when the pass ends (or is abandoned).
+  file: column chunks (about twice a block's entries, between 2**18 and
+  :data:`CSC_CHUNK_NNZ` entries; one column may exceed this) are read with the anndata
+  sparse-dataset API, split by cell block and written as per-chunk pieces; the pass then
+  streams the file block by block, merging each block's pieces into CSR. The source is
+  read exactly once per pass (each requested column once, never per block); the
+  temporary file holds the selected entries (``nnz * (8 + itemsize)`` bytes, in
+  ``temp_dir``) and is deleted when the pass ends or is abandoned. Measured on a
+  20,000 x 5,000 float32 CSC file with 10**7 entries (2 cores, 1,000-cell blocks): one
+  pass over all genes takes 0.7 s against 0.18 s for the same matrix stored as CSR, with
+  the same peak memory; a pass over 1,000 genes 0.4 s.
 """
 
 from __future__ import annotations
