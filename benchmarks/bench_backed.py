@@ -54,7 +54,7 @@ def write_h5ad(path: Path, n_cells: int, n_genes: int, nnz_per_cell: int, seed: 
             block = sp.csr_matrix((data, cols, indptr), shape=(m, n_genes))
             block.sum_duplicates()
             if start == 0:
-                write_elem(f, "X", block, dataset_kwargs={"maxshape": (None,)})
+                write_elem(f, "X", block)
             else:
                 sparse_dataset(f["X"]).append(block)
     check = ad.read_h5ad(path, backed="r")
@@ -88,7 +88,9 @@ def main() -> None:
     path = folder / "atlas.h5ad"
     if not path.exists():
         t0 = time.perf_counter()
-        write_h5ad(path, args.cells, args.genes, args.nnz_per_cell)
+        partial = folder / "atlas.partial.h5ad"
+        write_h5ad(partial, args.cells, args.genes, args.nnz_per_cell)
+        partial.rename(path)
         print(f"wrote {path} ({path.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - t0:.1f} s")
     runs = []
     for i in range(args.repeats):

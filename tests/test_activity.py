@@ -352,3 +352,47 @@ def test_nan_values_are_an_error_and_nothing_is_written(tmp_path, counts, sig):
         secact.tl.activity(a, sig, method="analytic", out=out, progress=False, input="log")
     assert not out.exists()
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.filterwarnings("ignore:.*library size of 0:RuntimeWarning")
+def test_integer_counts_explicit_zeros_and_backed_views(tmp_path, counts, sig):
+    idx = np.array([0, 3, 4, 9, 10, 11, 30, 31, 56])
+    a = counts.copy()
+    secact.tl.activity(a, sig, method="analytic", progress=False)
+    ref = {k: v[idx] for k, v in _results(a).items()}
+    b = counts.copy()
+    coo = sp.coo_matrix(b.X.astype(np.int32))
+    zr, zc = np.nonzero(b.X.toarray() == 0)
+    pick = slice(None, None, 7)
+    x = sp.coo_matrix(
+        (
+            np.r_[coo.data, np.zeros(zr[pick].size, np.int32)],
+            (np.r_[coo.row, zr[pick]], np.r_[coo.col, zc[pick]]),
+        ),
+        shape=b.shape,
+    ).tocsr()  # explicit zeros stay stored
+    b.X = x
+    assert (b.X.data == 0).any()
+    path = tmp_path / "int.h5ad"
+    b.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    full = counts.X.toarray()
+    # a backed view only sees its own cells: the centring is over them
+    view = backed[idx]
+    secact.tl.activity(view, sig, method="analytic", progress=False, out=tmp_path / "v.h5ad")
+    sub = counts[idx].copy()
+    sub.X = full[idx]
+    secact.tl.activity(sub, sig, method="analytic", progress=False)
+    _assert_same(_results(tmp_path / "v.h5ad"), _results(sub))
+    secact.tl.activity(backed, sig, method="analytic", progress=False, batch_size=5)
+    _assert_same({k: v[idx] for k, v in _results(backed).items()}, ref)
+    backed.file.close()
+
+
+def test_unused_categories_and_missing_groups(counts, sig):
+    a = counts.copy()
+    a.obs.loc[a.obs_names[:3], "cell_type"] = np.nan
+    secact.tl.activity(a, sig, groupby="cell_type", method="analytic", progress=False)
+    res = a.uns["secact"]
+    assert "unused" not in res["zscore"].index
+    assert res["n_cells"].sum() == a.n_obs - 3

@@ -50,7 +50,7 @@ class BlockStats:
     pvalue: np.ndarray
 
 
-@nb.njit(parallel=True, cache=True, fastmath=False)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _sparse_project(indptr, indices, data, tt, out):  # pragma: no cover - compiled
     m = indptr.shape[0] - 1
     p = tt.shape[1]
@@ -64,7 +64,7 @@ def _sparse_project(indptr, indices, data, tt, out):  # pragma: no cover - compi
                 out[j, q] += v * tt[g, q]
 
 
-@nb.njit(parallel=True, cache=True, fastmath=False)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _sparse_permute(indptr, indices, data, tt, inv, trp, mu, sigma, c, beta, s1, s2, cnt):  # pragma: no cover
     m = indptr.shape[0] - 1
     p = tt.shape[1]

@@ -6,7 +6,9 @@ them to the same :class:`BlockJob`, so every path computes the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,11 +59,42 @@ def run_blocks(
     blocks: Iterable[tuple[int, int, object]],
     sink: Callable[[int, int, BlockStats], None],
     *,
-    progress: Callable[[Iterator], Iterator] | None = None,
+    background: bool = False,
 ) -> None:
-    """Run ``job`` on every ``(start, stop, block)`` and give each result to ``sink``."""
-    it = iter(blocks)
-    if progress is not None:
-        it = progress(it)
-    for start, stop, block in it:
-        sink(start, stop, job(block, start))
+    """Run ``job`` on every ``(start, stop, block)`` and give each result to ``sink``, in order.
+
+    With ``background=True`` the sink runs in a second thread (e.g. writing a file) while the
+    next block is read and computed; at most two results wait in between. An exception in
+    either thread stops both and is raised here.
+    """
+    if not background:
+        for start, stop, block in blocks:
+            sink(start, stop, job(block, start))
+        return
+    results: queue.Queue = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def drain() -> None:
+        while True:
+            item = results.get()
+            if item is None:
+                return
+            if failure:
+                continue
+            try:
+                sink(*item)
+            except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+                failure.append(err)
+
+    writer = threading.Thread(target=drain, name="secact-sink", daemon=True)
+    writer.start()
+    try:
+        for start, stop, block in blocks:
+            if failure:
+                break
+            results.put((start, stop, job(block, start)))
+    finally:
+        results.put(None)
+        writer.join()
+    if failure:
+        raise failure[0]

@@ -235,6 +235,13 @@ def activity(
             msg = "copy=True is not possible for a backed AnnData; use out=... for results."
             raise ValueError(msg)
         adata = adata.copy()
+    backed_view = adata.is_view and adata.isbacked
+    if backed_view and (out is None or groupby is not None):
+        msg = (
+            "a view of a backed AnnData cannot hold results: pass out='results.h5ad' for "
+            "cell-level results, or load the subset with .to_memory()."
+        )
+        raise ValueError(msg)
     if groupby is None and path_input and out is None:
         msg = "cell-level results of an .h5ad path need a sidecar: pass out='results.h5ad'."
         raise ValueError(msg)
@@ -353,9 +360,14 @@ def activity(
     blocks = progress_bar(source.row_blocks(batch, columns), show, n_obs, batch, "secact")
     if out is not None:
         with SidecarWriter(out, adata.obs_names, proteins, uns=params) as writer:
-            run_blocks(job, blocks, lambda a, b, st: writer.write(a, b, {k: getattr(st, k) for k in STATS}))
+            run_blocks(
+                job,
+                blocks,
+                lambda a, b, st: writer.write(a, b, {k: getattr(st, k) for k in STATS}),
+                background=True,
+            )
         uns["out"] = os.fspath(out)
-        if not path_input:
+        if not (path_input or backed_view):
             adata.uns[key_added] = uns
         logger.info("wrote %s (X = zscore; layers beta, se, pvalue)", os.fspath(out))
         return adata if copy else None
