@@ -83,7 +83,7 @@ def run_blocks(
                 continue
             try:
                 sink(*item)
-            except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+            except BaseException as err:
                 failure.append(err)
 
     writer = threading.Thread(target=drain, name="secact-sink", daemon=True)
