@@ -8,7 +8,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "want_progress"]
 
 
 def progress_bar(
@@ -36,3 +36,22 @@ def progress_bar(
         for item in blocks:
             yield item
             bar.update(item[1] - item[0])
+
+
+def want_progress(progress: bool | None) -> bool | None:
+    """Resolve a ``progress`` argument: explicit values win; ``None`` follows scanpy's verbosity.
+
+    Without scanpy imported, ``None`` is returned and tqdm shows the bar on terminals only.
+    scanpy is never imported here (it is slow to import).
+    """
+    if progress is not None:
+        return bool(progress)
+    import sys
+
+    sc = sys.modules.get("scanpy")
+    if sc is not None:
+        try:
+            return int(sc.settings.verbosity) >= 2
+        except (AttributeError, TypeError, ValueError):  # pragma: no cover - odd verbosity
+            return False
+    return None

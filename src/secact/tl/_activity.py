@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .._utils import progress_bar
+from .._utils import progress_bar, want_progress
 from ..core.plan import Plan, make_plan
 from ..core.runner import STATS, BlockJob, run_blocks
 from ..datasets._signatures import SIGNATURES, _signature
@@ -291,7 +291,7 @@ def activity(
         organism=organism,
         map_symbols=bool(map_symbols),
     )
-    show = _want_progress(progress)
+    show = want_progress(progress)
 
     if groupby is not None:
         result = _group_level(adata, x, source, gmap, plan, groupby, reference, input, batch, show, is_dask)
@@ -392,17 +392,6 @@ def activity(
 # ----------------------------------------------------------------------------------------------
 def _is_dask(x) -> bool:
     return type(x).__module__.startswith("dask.")
-
-
-def _want_progress(progress: bool | None) -> bool | None:
-    if progress is not None:
-        return bool(progress)
-    import sys
-
-    sc = sys.modules.get("scanpy")
-    if sc is not None:
-        return int(sc.settings.verbosity) >= 2
-    return None  # tqdm decides: shown on a terminal only
 
 
 def _matrix(adata, layer, use_raw):

@@ -11,12 +11,19 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .._utils import want_progress
 from ..core import ranksum as _rk
 from ..io._genechunks import CscChunk, GeneChunkReader, open_h5ad_matrix
 
 __all__ = ["differential"]
 
 logger = logging.getLogger("secact")
+
+
+def _disable(progress: bool | None) -> bool | None:
+    show = want_progress(progress)
+    return None if show is None else not show
+
 
 _COLUMNS = [
     "group",
@@ -31,17 +38,6 @@ _COLUMNS = [
     "mean_group",
     "mean_reference",
 ]
-
-
-def _show_progress(progress: bool | None) -> bool:
-    if progress is not None:
-        return bool(progress)
-    try:
-        import scanpy as sc
-
-        return int(sc.settings.verbosity) >= 2
-    except Exception:  # pragma: no cover - scanpy missing or odd verbosity
-        return False
 
 
 def _resolve_anndata_matrix(adata, layer, use_raw):
@@ -359,7 +355,7 @@ def _run(
     se = np.zeros((n_vars, ncat))
     nanf = np.zeros((n_vars, ncat), dtype=np.bool_)
     nonint = np.zeros(n_vars, dtype=np.bool_)
-    with tqdm(total=len(reader), disable=not _show_progress(progress), desc="rank-sum", unit="chunk") as bar:
+    with tqdm(total=len(reader), disable=_disable(progress), desc="rank-sum", unit="chunk") as bar:
         for a, b, chunk in reader:
             if isinstance(chunk, CscChunk):
                 args = (chunk.data, chunk.indices, chunk.indptr, codes, n_cat)
