@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._activity import activity_heatmap
+
+__all__ = ["activity_heatmap"]
