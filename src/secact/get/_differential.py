@@ -6,19 +6,11 @@ from typing import Any
 
 import pandas as pd
 
+from ..tl._differential import _COLUMNS
+
 __all__ = ["de_matrix", "differential"]
 
-_VALUES = (
-    "statistic",
-    "zscore",
-    "pvalue",
-    "fdr",
-    "log2fc",
-    "pct_group",
-    "pct_reference",
-    "mean_group",
-    "mean_reference",
-)
+_VALUES = tuple(_COLUMNS[2:])  # every column but group and gene
 
 
 def _results(adata: Any, key: str) -> pd.DataFrame:
