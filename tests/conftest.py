@@ -1,4 +1,4 @@
-"""Shared fixtures: the shared reference data beside the checkout and the SecAct signature."""
+"""Shared fixtures: the reference data in tests/data and the SecAct signature."""
 
 from __future__ import annotations
 
@@ -8,22 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SECACT_SHARED", ROOT.parent / "shared"))
-REFERENCE = SHARED / "reference"
+DATA = Path(__file__).parent / "data"
 
 
 def _secact_available() -> bool:
     from secact.datasets._signatures import SIGNATURES, data_dir
 
     return (data_dir() / SIGNATURES["SecAct"].filename).exists()
-
-
-@pytest.fixture(scope="session")
-def shared() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"the shared data folder {SHARED} is missing (set SECACT_SHARED to its path)")
-    return SHARED
 
 
 @pytest.fixture(scope="session")
@@ -39,10 +30,12 @@ def secact_signature() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def ly86(shared: Path) -> pd.DataFrame:
-    return pd.read_csv(shared / "reference" / "ly86" / "Ly86-Fc_vs_Vehicle_logFC.txt", sep=r"\s+")
+def ly86() -> pd.DataFrame:
+    """The Ly86-Fc vs vehicle bulk differential profile (16,325 genes x ``Diff``)."""
+    return pd.read_csv(DATA / "ly86" / "Ly86-Fc_vs_Vehicle_logFC.txt", sep=r"\s+")
 
 
-def read_reference(shared: Path, sub: str) -> dict[str, pd.DataFrame]:
-    folder = shared / "reference" / "ly86" / sub
+def read_reference(sub: str) -> dict[str, pd.DataFrame]:
+    """The reference beta / se / zscore / pvalue tables of one case under tests/data/ly86."""
+    folder = DATA / "ly86" / sub
     return {k: pd.read_csv(folder / f"{k}.txt", sep=r"\s+") for k in ("beta", "se", "zscore", "pvalue")}

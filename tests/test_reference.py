@@ -17,10 +17,10 @@ CASES = {
 
 
 @pytest.fixture(scope="module", params=list(CASES))
-def case(request, shared, ly86, secact_signature):
+def case(request, ly86, secact_signature):
     sub = request.param
     res = secact.infer(ly86, "SecAct", differential=True, **CASES[sub])
-    return sub, res, read_reference(shared, sub)
+    return sub, res, read_reference(sub)
 
 
 def test_rows_and_columns_match_r(case):

@@ -13,7 +13,8 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-from . import datasets, get, pl, pp, tl
+from . import datasets, get, io, pl, pp, tl
 from ._infer import ActivityResult, infer
+from ._settings import settings
 
-__all__ = ["ActivityResult", "__version__", "datasets", "get", "infer", "pl", "pp", "tl"]
+__all__ = ["ActivityResult", "__version__", "datasets", "get", "infer", "io", "pl", "pp", "settings", "tl"]

@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
+from fast_array_utils.conv import to_dense
 
+from ._docs import doc_inference, doc_params, doc_signature
+from ._results import STATS
+from .core.params import InferenceParams
+from .core.pipeline import infer_matrix
 from .core.plan import make_plan
 from .datasets._signatures import SIGNATURES, _signature
 
@@ -26,6 +30,11 @@ logger = logging.getLogger("secact")
 @dataclass
 class ActivityResult:
     """Activity of secreted proteins: four proteins x samples tables and the run's parameters.
+
+    Bulk results keep SecAct R's orientation (proteins x samples, what
+    ``SecAct.activity.inference`` returns), so they compare with R's tables directly;
+    :meth:`to_anndata` gives the observations x proteins layout used on AnnData everywhere
+    else (see :mod:`secact._results`).
 
     Attributes
     ----------
@@ -70,17 +79,14 @@ class ActivityResult:
 
 def _as_frame(profile, name: str) -> pd.DataFrame:
     """A genes x samples float DataFrame from a DataFrame, Series or AnnData (samples x genes)."""
-    try:
-        from anndata import AnnData
-    except ImportError:  # pragma: no cover - anndata is a dependency
-        AnnData = ()  # type: ignore[assignment]
+    from anndata import AnnData
+
     if isinstance(profile, AnnData):
-        x = profile.X
-        if x is None:
-            msg = f"{name}.X is empty; bulk inference reads samples x genes from X."
-            raise ValueError(msg)
-        x = x.toarray() if sp.issparse(x) else np.asarray(x)
-        frame = pd.DataFrame(x.T, index=profile.var_names.astype(str), columns=profile.obs_names.astype(str))
+        from .io import resolve
+
+        with resolve(profile) as inp:
+            x = np.asarray(to_dense(inp.in_memory_matrix()))
+            frame = pd.DataFrame(x.T, index=inp.var_names.astype(str), columns=inp.obs_names.astype(str))
     elif isinstance(profile, pd.Series):
         frame = profile.to_frame(name=profile.name if profile.name is not None else "sample")
     elif isinstance(profile, pd.DataFrame):
@@ -96,6 +102,10 @@ def _as_frame(profile, name: str) -> pd.DataFrame:
         raise ValueError(msg)
     if frame.shape[0] == 0:
         msg = f"{name} has no genes (rows)."
+        raise ValueError(msg)
+    if frame.columns.has_duplicates:
+        dup_cols = list(frame.columns[frame.columns.duplicated()][:5])
+        msg = f"{name} has duplicated sample names {dup_cols}; make them unique."
         raise ValueError(msg)
     non_numeric = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
@@ -113,9 +123,6 @@ def _as_frame(profile, name: str) -> pd.DataFrame:
             f"{name} has {len(dup)} duplicated gene names, e.g. {list(dup[:5])}; aggregate or drop "
             "them first (SecAct keeps the row with the largest total)."
         )
-        raise ValueError(msg)
-    if frame.columns.has_duplicates:
-        msg = f"{name} has duplicated sample names {list(frame.columns[frame.columns.duplicated()][:5])}."
         raise ValueError(msg)
     values = frame.to_numpy()
     if not np.isfinite(values).all():
@@ -176,6 +183,7 @@ def _response(
     return y
 
 
+@doc_params(signature=doc_signature, inference=doc_inference)
 def infer(
     profile: pd.DataFrame | pd.Series | AnnData,
     signature: str | os.PathLike | pd.DataFrame = "SecAct",
@@ -205,8 +213,7 @@ def infer(
     profile
         Genes x samples DataFrame (gene symbols as index), a Series (one sample), or an AnnData
         with samples as observations and genes as variables.
-    signature
-        ``"SecAct"``, ``"CytoSig"``, a path to a TSV or a genes x proteins DataFrame.
+    {signature}
     differential
         The profile is already a differential profile (e.g. log fold changes): used as-is.
     control
@@ -217,28 +224,7 @@ def infer(
     single_sample
         With ``control``: one result per sample instead of one for the mean difference
         (column ``"Change"``).
-    method
-        ``"permutation"`` (SecAct's test) or ``"analytic"``: the exact mean and variance of
-        beta over all permutations of genes (see :mod:`secact.core.moments`), with a
-        two-sided normal p-value; no Monte-Carlo noise, one matrix product.
-    n_permutations
-        Number of permutations ``B``.
-    rng
-        Permutation generator: ``"mt19937"`` (GSL Mersenne Twister, SecAct R 1.1's default),
-        ``"srand"`` (glibc ``srand/rand``, the legacy SecAct C kernel and SecActPy), or
-        ``"numpy"`` (fast, not R-compatible).
-    seed
-        Generator seed (0 as in SecAct; for ``mt19937`` it means GSL's 4357).
-    group_signatures
-        Merge signatures whose columns correlate above ``group_cor`` (SecAct R's default);
-        members share their group's results, rows are sorted like R. Without grouping rows
-        keep the signature's order.
-    group_cor
-        Correlation cut-off for grouping.
-    filter_signature
-        Keep only proteins whose own gene is in the profile (for targeted panels).
-    lambda_
-        Ridge penalty (5e5, SecAct R's default for every signature).
+    {inference}
 
     Returns
     -------
@@ -251,46 +237,27 @@ def infer(
     >>> res = secact.infer(logfc, differential=True)  # doctest: +SKIP
     >>> res.zscore.sort_values("Diff").tail()  # doctest: +SKIP
     """
+    options = InferenceParams(
+        method, n_permutations, rng, seed, group_signatures, group_cor, filter_signature, lambda_
+    )
     t0 = time.perf_counter()
     frame = _as_frame(profile, "profile")
     ctrl = None if control is None else _as_frame(control, "control")
     sig = _signature(signature)
     _check_orientation(frame, sig)
     y = _response(frame, ctrl, differential=differential, paired=paired, single_sample=single_sample)
-    plan = make_plan(
-        sig,
-        y.index,
-        method=method,
-        n_permutations=n_permutations,
-        rng=rng,
-        seed=seed,
-        group_signatures=group_signatures,
-        group_cor=group_cor,
-        filter_signature=filter_signature,
-        lambda_=lambda_,
-        signature_name=signature if isinstance(signature, str) and signature in SIGNATURES else None,
-    )
-    block = y.to_numpy()[plan.gene_index].T  # samples x overlap genes
-    const = np.ptp(block, axis=1) == 0
-    if const.any():
-        msg = (
-            f"samples {list(y.columns[const][:5])} are constant over the {plan.gene_index.size} "
-            "overlap genes (empty or all-zero); remove them."
-        )
-        raise ValueError(msg)
-    stats = plan.engine().run(block)
+    sig_name = signature if isinstance(signature, str) and signature in SIGNATURES else None
+    plan = make_plan(sig, y.index, options, signature_name=sig_name)
+    stats = infer_matrix(plan, y.to_numpy().T, y.columns)
     proteins = pd.Index(plan.proteins)
-    out = {
-        k: pd.DataFrame(plan.expand(getattr(stats, k)).T, index=proteins, columns=y.columns)
-        for k in ("beta", "se", "zscore", "pvalue")
+    out = {k: pd.DataFrame(getattr(stats, k).T, index=proteins, columns=y.columns) for k in STATS}
+    params = {
+        **plan.params,
+        "signature": signature if isinstance(signature, str) else "custom",
+        "differential": bool(differential),
+        "paired": bool(paired),
+        "single_sample": bool(single_sample),
     }
-    params = dict(plan.params)
-    params.update(
-        signature=signature if isinstance(signature, str) else "custom",
-        differential=bool(differential),
-        paired=bool(paired),
-        single_sample=bool(single_sample),
-    )
     logger.info(
         "secact.infer: %d proteins x %d samples in %.2f s",
         len(proteins),

@@ -28,8 +28,8 @@ def _example(args: argparse.Namespace) -> int:
         n_permutations=args.n_permutations,
         progress=False,
     )
-    res = adata.uns["secact"]
-    z = res["zscore"]
+    result = secact.get.activity(adata, level="groups")
+    z = result.to_df()
     print(f"\nCytoSig activity per group vs control (z-scores, {args.n_permutations} permutations):")
     ranks = []
     for group, row in z.iterrows():
@@ -44,14 +44,6 @@ def _example(args: argparse.Namespace) -> int:
         if target is not None:
             print(f"  {'':<18} planted {target}: rank {rank} of {len(top)} (z = {row[target]:+.1f})")
     out = Path(args.out)
-    result = secact.ActivityResult(
-        beta=res["beta"].T,
-        se=res["se"].T,
-        zscore=res["zscore"].T,
-        pvalue=res["pvalue"].T,
-        params=res["params"],
-    ).to_anndata()
-    result.obs["n_cells"] = res["n_cells"].reindex(result.obs_names).to_numpy()
     result.uns["planted"] = dict(planted)
     result.write_h5ad(out)
     hits = sum(r == 1 for r in ranks if r is not None)

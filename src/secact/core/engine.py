@@ -16,28 +16,39 @@ where ``T a[perm_b]`` gathers the rows of ``T'`` at the permuted positions of th
 genes only, and ``T r[perm_b]`` is shared by every sample. Both forms are the same numbers up
 to rounding (1e-13), and both follow SecAct R: se is the population standard deviation of
 the permuted betas, ``zscore = (beta - mean) / se`` and ``pvalue = (#{|beta_b| >= |beta|} + 1)
-/ (B + 1)``. ``method="analytic"`` replaces the permutations by their exact moments (see
-:mod:`secact.core.moments`).
+/ (B + 1)``.
+
+``method="analytic"`` replaces the permutations by their exact moments. For a weight vector
+``t`` (one row of ``T``) and a response ``y`` over ``n`` genes, ``beta_pi = sum_i t_i y_pi(i)``
+over all ``n!`` permutations has (Hoeffding's combinatorial central limit theorem)::
+
+    E[beta_pi]   = (sum_i t_i)(sum_i y_i) / n
+    Var[beta_pi] = sum_i (t_i - t_bar)^2 * sum_i (y_i - y_bar)^2 / (n - 1)
+
+SecAct z-scores ``y`` over genes, so ``y_bar = 0`` and ``sum (y_i - y_bar)^2 = n - 1``: the
+mean is 0 and the standard deviation is ``||t - t_bar||`` (``RidgeModel.analytic_se``), the
+same for every sample. The permutation test's ``se`` estimates exactly this number and its
+``zscore`` estimates ``beta / ||t - t_bar||``, which the analytic method returns without
+Monte-Carlo noise at the cost of one product ``T y``. The p-value is the two-sided normal
+tail ``2 * Phi(-|z|)``, the large-``n`` limit of the permutation distribution.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Literal
 
 import numba as nb
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import ndtr
 
+from .._settings import settings
+from ._numba import njit
+from .params import Method
 from .ridge import RidgeModel
 
 __all__ = ["BlockStats", "Engine", "Method"]
-
-Method = Literal["permutation", "analytic"]
-
-_CHUNK_BYTES = 1 << 26  # size of one gathered block of permuted responses
 
 
 @dataclass
@@ -50,7 +61,7 @@ class BlockStats:
     pvalue: np.ndarray
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
+@njit
 def _sparse_project(indptr, indices, data, tt, out):  # pragma: no cover - compiled
     m = indptr.shape[0] - 1
     p = tt.shape[1]
@@ -64,7 +75,7 @@ def _sparse_project(indptr, indices, data, tt, out):  # pragma: no cover - compi
                 out[j, q] += v * tt[g, q]
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
+@njit
 def _sparse_permute(indptr, indices, data, tt, inv, trp, mu, sigma, c, beta, s1, s2, cnt):  # pragma: no cover
     m = indptr.shape[0] - 1
     p = tt.shape[1]
@@ -171,7 +182,7 @@ class Engine:
         s2 = np.zeros((m, p))
         cnt = np.zeros((m, p))
         absb = np.abs(beta)[:, None, :]
-        step = max(1, _CHUNK_BYTES // (8 * n * max(m, 1)))
+        step = max(1, settings.permutation_chunk_bytes // (8 * n * max(m, 1)))
         for start in range(0, n_perm, step):
             idx = table[start : start + step]
             zp = z[:, idx].reshape(m * idx.shape[0], n)

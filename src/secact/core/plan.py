@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .engine import Engine, Method
+from .engine import Engine
 from .grouping import SignatureGroups, expand_rows, group_signature
+from .params import InferenceParams
 from .permutations import permutation_table
 from .ridge import RidgeModel, ridge_model
 
@@ -59,11 +60,8 @@ class Plan:
     model
         Projection over the overlap genes (columns: groups, or proteins when ungrouped).
     gene_index
-        Positions, in the expression profile's gene list, of the overlap genes, in profile order.
-    genes
-        The overlap gene names (profile order; this order defines the permutation null).
-    columns
-        Names of the model's columns (groups joined with ``"|"``, or proteins).
+        Positions, in the expression profile's gene list, of the overlap genes, in profile
+        order (this order defines the permutation null).
     row_index
         For each output protein, the model column that holds its results.
     proteins
@@ -74,17 +72,15 @@ class Plan:
 
     model: RidgeModel
     gene_index: np.ndarray
-    genes: pd.Index
-    columns: list[str]
     row_index: np.ndarray
     proteins: list[str]
-    method: Method
+    options: InferenceParams
     table: np.ndarray | None
     params: dict = field(default_factory=dict)
 
     def engine(self, offset: np.ndarray | None = None) -> Engine:
         """An engine for blocks restricted to ``gene_index`` (with an optional per-gene offset)."""
-        return Engine(self.model, method=self.method, table=self.table, offset=offset)
+        return Engine(self.model, method=self.options.method, table=self.table, offset=offset)
 
     def expand(self, values: np.ndarray) -> np.ndarray:
         """Samples x model columns -> samples x output proteins."""
@@ -94,15 +90,8 @@ class Plan:
 def make_plan(
     signature: pd.DataFrame,
     genes: Sequence[str],
+    options: InferenceParams | None = None,
     *,
-    method: Method = "permutation",
-    n_permutations: int = 1000,
-    rng: str = "mt19937",
-    seed: int = 0,
-    group_signatures: bool = True,
-    group_cor: float = 0.9,
-    filter_signature: bool = False,
-    lambda_: float = 5e5,
     min_overlap: int = MIN_OVERLAP,
     signature_name: str | None = None,
 ) -> Plan:
@@ -111,6 +100,9 @@ def make_plan(
     ``signature_name`` identifies a registered (immutable) signature so that its grouping is
     cached by name instead of by a hash of its values.
     """
+    options = options or InferenceParams()
+    method, group_cor, lambda_ = options.method, options.group_cor, options.lambda_
+    group_signatures, filter_signature = options.group_signatures, options.filter_signature
     genes = pd.Index(np.asarray(genes, dtype=object).astype(str))
     if genes.has_duplicates:
         dup = genes[genes.duplicated()].unique()
@@ -118,9 +110,6 @@ def make_plan(
             f"the expression profile has {len(dup)} duplicated gene names, e.g. {list(dup[:5])}; "
             "make them unique (e.g. keep the row with the largest total, as SecAct does)."
         )
-        raise ValueError(msg)
-    if method == "permutation" and (not isinstance(n_permutations, int | np.integer) or n_permutations < 1):
-        msg = f"n_permutations must be a positive integer, got {n_permutations!r}."
         raise ValueError(msg)
     sig = signature
     if filter_signature:
@@ -138,14 +127,12 @@ def make_plan(
         def signature_rows(rows):
             return groups.matrix(values[rows])
 
-        columns = groups.names
         row_index, out_names = expand_rows(groups, sort=True)
     else:
 
         def signature_rows(rows):
             return values[rows]
 
-        columns = proteins
         row_index, out_names = np.arange(len(proteins)), proteins
     sig_pos = pd.Index(sig.index).get_indexer(genes)
     gene_index = np.flatnonzero(sig_pos >= 0)
@@ -165,30 +152,21 @@ def make_plan(
     else:
         model = ridge_model(signature_rows(rows), lambda_)
     table = (
-        permutation_table(gene_index.size, int(n_permutations), rng=rng, seed=seed)
+        permutation_table(gene_index.size, options.n_permutations, rng=options.rng, seed=options.seed)
         if method == "permutation"
         else None
     )
     params = {
-        "method": method,
-        "n_permutations": int(n_permutations) if method == "permutation" else 0,
-        "rng": str(rng),
-        "seed": int(seed),
-        "group_signatures": bool(group_signatures),
-        "group_cor": float(group_cor),
-        "filter_signature": bool(filter_signature),
-        "lambda": float(lambda_),
+        **options.record(),
         "n_genes_overlap": int(gene_index.size),
-        "n_signature_columns": len(columns),
+        "n_signature_columns": int(model.n_proteins),
     }
     return Plan(
         model=model,
         gene_index=gene_index,
-        genes=genes[gene_index],
-        columns=list(columns),
         row_index=np.asarray(row_index, dtype=np.intp),
         proteins=list(out_names),
-        method=method,
+        options=options,
         table=table,
         params=params,
     )

@@ -1,76 +1,135 @@
-"""The one runner: drives blocks of samples through a block function into a sink.
+"""The runner: the package's one loop over blocks.
 
-Every path (in-memory, backed, ``.h5ad`` path, dask, GPU) produces blocks of rows and hands
-them to the same :class:`BlockJob`, so every path computes the same numbers.
+Every pass over data — column totals, library sizes and gene means, pseudo-bulk sums,
+inference of cells, the gene chunks of differential expression — is a sequence of items
+``(start, stop, block)`` given to :func:`run` with a per-block function ``fn(block, start)``
+and a ``sink(start, stop, result)`` that receives the results **in order**. Executors:
+
+``"serial"``
+    ``fn`` and ``sink`` one after another in this thread.
+``"background"``
+    ``fn`` here, ``sink`` in a second thread (e.g. writing a file while the next block is
+    read and computed); at most two results wait in between.
+``"dask"``
+    Blocks are dask objects (chunks of a dask array). With a ``dask.distributed`` client the
+    function is scattered to the workers once and blocks are computed there, at most
+    ``max_in_flight`` at a time, while results reach ``sink`` here in order (so a sidecar is
+    written while the cluster computes). Without a client blocks run in a local thread pool
+    of ``secact.settings.threads`` threads.
+
+Because all paths share this loop and the same per-block functions, every path gives the
+same numbers.
 """
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal, TypeVar
 
-import numpy as np
+from .._settings import settings
 
-from .engine import BlockStats, Engine
+__all__ = ["Executor", "run"]
 
-__all__ = ["STATS", "BlockJob", "run_blocks"]
-
-STATS = ("beta", "se", "zscore", "pvalue")
-
-
-@dataclass(eq=False)
-class BlockJob:
-    """What to do with one block of samples, given as a picklable object.
-
-    Parameters
-    ----------
-    engine
-        The engine for the run (model, method, permutations, per-gene offset).
-    prepare
-        Turns a raw block (and its first row index) into the engine's input block over the
-        overlap genes and a boolean mask of rows whose results must be NaN.
-    row_index
-        Model column of each output protein (expansion of signature groups).
-    """
-
-    engine: Engine
-    prepare: Callable[[object, int], tuple[object, np.ndarray]]
-    row_index: np.ndarray
-
-    def __call__(self, block, start: int = 0) -> BlockStats:
-        values, invalid = self.prepare(block, start)
-        stats = self.engine.run(values)
-        out = {k: getattr(stats, k)[:, self.row_index] for k in STATS}
-        if invalid.any():
-            for v in out.values():
-                v[invalid] = np.nan
-        return BlockStats(**out)
-
-    def stacked(self, block, start: int = 0) -> np.ndarray:
-        """The four statistics stacked as one ``(4, rows, proteins)`` array (for dask)."""
-        stats = self(block, start)
-        return np.stack([getattr(stats, k) for k in STATS])
+R = TypeVar("R")
+Executor = Literal["serial", "background", "dask"]
+Item = tuple[int, int, Any]
 
 
-def run_blocks(
-    job: BlockJob,
-    blocks: Iterable[tuple[int, int, object]],
-    sink: Callable[[int, int, BlockStats], None],
+def run(
+    items: Iterable[Item],
+    fn: Callable[[Any, int], R],
+    sink: Callable[[int, int, R], None],
     *,
-    background: bool = False,
+    executor: Executor = "serial",
+    progress: bool | None = None,
+    total: int | None = None,
+    desc: str = "secact",
+    unit: str = "cells",
 ) -> None:
-    """Run ``job`` on every ``(start, stop, block)`` and give each result to ``sink``, in order.
+    """Apply ``fn(block, start)`` to every ``(start, stop, block)`` and hand results to ``sink``.
 
-    With ``background=True`` the sink runs in a second thread (e.g. writing a file) while the
-    next block is read and computed; at most two results wait in between. An exception in
-    either thread stops both and is raised here.
+    Results reach ``sink`` in the order of ``items`` whatever the executor. An exception in
+    ``fn`` or ``sink`` stops the run (pending work is cancelled) and is raised here.
+    ``progress`` shows a bar counting ``stop - start`` up to ``total``.
     """
-    if not background:
-        for start, stop, block in blocks:
-            sink(start, stop, job(block, start))
-        return
+    sink = _with_progress(sink, progress, total, desc, unit)
+    try:
+        if executor == "serial":
+            for start, stop, block in items:
+                sink(start, stop, fn(block, start))
+        elif executor == "background":
+            _run_background(items, fn, sink)
+        elif executor == "dask":
+            _run_dask(items, fn, sink)
+        else:
+            msg = f"executor must be 'serial', 'background' or 'dask', got {executor!r}."
+            raise ValueError(msg)
+    finally:
+        close = getattr(sink, "close", None)
+        if close is not None:
+            close()
+
+
+# ----------------------------------------------------------------------------------------------
+# progress
+# ----------------------------------------------------------------------------------------------
+class _ProgressSink:
+    def __init__(self, sink, total, desc, unit, show):
+        from tqdm.auto import tqdm
+
+        self._sink = sink
+        self._bar = tqdm(
+            total=total,
+            desc=desc,
+            unit=unit,
+            unit_scale=True,
+            disable=None if show is None else not show,
+            leave=False,
+            mininterval=0.5,
+        )
+
+    def __call__(self, start, stop, result):
+        self._sink(start, stop, result)
+        self._bar.update(stop - start)
+
+    def close(self):
+        self._bar.close()
+
+
+def want_progress(progress: bool | None) -> bool | None:
+    """Resolve a ``progress`` argument: explicit values win, then ``secact.settings.progress``,
+    then scanpy's verbosity (bars from 'info' up) when scanpy is imported; ``None`` lets tqdm
+    show bars on terminals only. scanpy is never imported here (it is slow to import)."""
+    if progress is None:
+        progress = settings.progress
+    if progress is not None:
+        return bool(progress)
+    import sys
+
+    sc = sys.modules.get("scanpy")
+    if sc is not None:
+        try:
+            return int(sc.settings.verbosity) >= 2
+        except (AttributeError, TypeError, ValueError):  # pragma: no cover - odd verbosity
+            return False
+    return None
+
+
+def _with_progress(sink, progress, total, desc, unit):
+    show = want_progress(progress)
+    if show is False:
+        return sink
+    return _ProgressSink(sink, total, desc, unit, show)
+
+
+# ----------------------------------------------------------------------------------------------
+# executors
+# ----------------------------------------------------------------------------------------------
+def _run_background(items: Iterable[Item], fn, sink) -> None:
     results: queue.Queue = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
 
@@ -89,12 +148,95 @@ def run_blocks(
     writer = threading.Thread(target=drain, name="secact-sink", daemon=True)
     writer.start()
     try:
-        for start, stop, block in blocks:
+        for start, stop, block in items:
             if failure:
                 break
-            results.put((start, stop, job(block, start)))
+            results.put((start, stop, fn(block, start)))
     finally:
         results.put(None)
         writer.join()
     if failure:
         raise failure[0]
+
+
+def _apply(fn, block, start):
+    """Run on a worker: the block arrives computed."""
+    return fn(block, start)
+
+
+def _compute_and_apply(fn, block, start):
+    """Run in a local thread: compute the block synchronously, then apply ``fn``."""
+    if hasattr(block, "compute"):
+        block = block.compute(scheduler="sync")
+    return fn(block, start)
+
+
+def _client():
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _ordered(submit: Callable[[Any, int], Any], result: Callable[[Any], Any], cancel, items, sink, window):
+    """Keep at most ``window`` submitted blocks in flight; hand results to ``sink`` in order."""
+    pending: deque = deque()
+    try:
+        for start, stop, block in items:
+            pending.append((start, stop, submit(block, start)))
+            while len(pending) >= window:
+                a, b, fut = pending.popleft()
+                sink(a, b, result(fut))
+        while pending:
+            a, b, fut = pending.popleft()
+            sink(a, b, result(fut))
+    except BaseException:
+        for _a, _b, fut in pending:
+            cancel(fut)
+        raise
+
+
+def _run_dask(items: Iterable[Item], fn, sink) -> None:
+    client = _client()
+    if client is not None:
+        n_threads = sum(client.nthreads().values()) or 1
+        window = settings.max_in_flight or 2 * n_threads
+        [fn_remote] = client.scatter([fn], broadcast=True, hash=False)
+
+        def submit(block, start):
+            data = client.compute(block) if hasattr(block, "__dask_graph__") else block
+            return client.submit(_apply, fn_remote, data, start, pure=False)
+
+        try:
+            _ordered(submit, lambda f: f.result(), lambda f: f.cancel(), items, sink, window)
+        finally:
+            fn_remote.release()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    n_threads = settings.threads
+    window = settings.max_in_flight or 2 * n_threads
+    with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="secact-block") as pool:
+        _ordered(
+            lambda block, start: pool.submit(_compute_and_apply, fn, block, start),
+            lambda f: f.result(),
+            lambda f: f.cancel(),
+            items,
+            sink,
+            window,
+        )
+
+
+def blocks_of(n: int, batch_size: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of consecutive ranges of ``batch_size`` covering ``0..n``."""
+    for start in range(0, n, batch_size):
+        yield start, min(start + batch_size, n)
+
+
+def n_blocks(n: int, batch_size: int) -> int:
+    """How many blocks :func:`blocks_of` gives."""
+    return math.ceil(n / batch_size) if n else 0

@@ -74,9 +74,13 @@ _LOCK = threading.Lock()
 def data_dir() -> Path:
     """The folder where downloaded signatures and parsed copies are kept.
 
-    ``$SECACT_DATA_DIR`` when set, else the platform's user cache folder (``~/.cache/secact``
-    on Linux).
+    ``secact.settings.data_dir`` when set, else ``$SECACT_DATA_DIR`` when set, else the
+    platform's user cache folder (``~/.cache/secact`` on Linux).
     """
+    from .._settings import settings
+
+    if settings.data_dir is not None:
+        return Path(settings.data_dir)
     env = os.environ.get("SECACT_DATA_DIR")
     if env:
         return Path(env).expanduser()
@@ -252,10 +256,3 @@ def _signature(sig: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
         msg = f"Unknown signature {str(sig)!r}: not one of {names} and no file at that path."
         raise ValueError(msg)
     return validate_signature(_read_table(path), name=str(path))
-
-
-def signature_lambda(sig: str | os.PathLike | pd.DataFrame) -> float:
-    """SecAct R's default ridge penalty for a signature (5e5 for every signature in R 1.1)."""
-    if isinstance(sig, str) and sig in SIGNATURES:
-        return SIGNATURES[sig].lambda_
-    return 5e5

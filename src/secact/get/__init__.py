@@ -1,9 +1,8 @@
-"""Accessors for results stored on AnnData objects."""
+"""Results out of AnnData objects (and sidecar files)."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
-
+from ._activity import activity
 from ._differential import de_matrix, differential
 
-__all__ += ["de_matrix", "differential"]
+__all__ = ["activity", "de_matrix", "differential"]

@@ -6,11 +6,11 @@ from typing import Any
 
 import pandas as pd
 
-from ..tl._differential import _COLUMNS
+from .._results import DE_COLUMNS
 
 __all__ = ["de_matrix", "differential"]
 
-_VALUES = tuple(_COLUMNS[2:])  # every column but group and gene
+_VALUES = DE_COLUMNS[2:]  # every column but group and gene
 
 
 def _results(adata: Any, key: str) -> pd.DataFrame:

@@ -1,6 +1,7 @@
-"""Input / output: block sources over expression matrices and the result sidecar writer."""
+"""Input / output: the one input rule, block sources over expression matrices, the sidecar writer."""
 
+from ._resolve import Resolved, resolve
 from ._sidecar import SidecarWriter
-from ._sources import BlockSource, block_source, check_finite
+from ._sources import BlockSource, block_source
 
-__all__ = ["BlockSource", "SidecarWriter", "block_source", "check_finite"]
+__all__ = ["BlockSource", "Resolved", "SidecarWriter", "block_source", "resolve"]

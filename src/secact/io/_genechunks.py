@@ -10,8 +10,7 @@ Supported sources
 * in-memory ``numpy`` arrays and ``scipy.sparse`` CSC / CSR matrices or arrays;
 * backed AnnData matrices: anndata sparse datasets (``anndata.io.sparse_dataset``) and
   ``h5py`` datasets;
-* a path to an ``.h5ad`` file, opened read-only with ``h5py`` and read through the anndata
-  element API (``anndata.io.read_elem`` / ``anndata.io.sparse_dataset``).
+* the matrix of an ``.h5ad`` path, as :func:`secact.io.resolve` opens it.
 
 Peak memory is bounded by the chunk: CSC on disk is sliced column-wise; CSR (in memory or
 on disk) is scanned by blocks of rows and only the columns of the current chunk are kept,
@@ -20,7 +19,6 @@ so a chunk of CSR data on disk costs one pass over the file.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,12 +27,10 @@ import numba as nb
 import numpy as np
 from scipy import sparse
 
-__all__ = ["CscChunk", "GeneChunkReader", "open_h5ad_matrix"]
+from .._settings import settings
+from ..core._numba import njit
 
-#: default memory target for one chunk of values (bytes)
-DEFAULT_CHUNK_BYTES = 512 * 2**20
-#: rows per block when streaming CSR data from disk
-CSR_ROW_BLOCK = 16384
+__all__ = ["CscChunk", "GeneChunkReader"]
 
 
 @dataclass
@@ -46,7 +42,7 @@ class CscChunk:
     indptr: np.ndarray
 
 
-@nb.njit(parallel=True, cache=True)
+@njit
 def _csr_to_csc_cols(data, indices, indptr, a, b, row_offset, nblk):
     """CSC arrays of columns ``[a, b)`` of a CSR block, rows shifted by ``row_offset``.
 
@@ -86,7 +82,7 @@ def _csr_to_csc_cols(data, indices, indptr, a, b, row_offset, nblk):
     return out_data, out_idx, out_ptr
 
 
-@nb.njit(parallel=True, cache=True)
+@njit
 def _merge_csc_blocks(data, idx, ptrs, bases):
     """Concatenate, column by column, CSC blocks stacked by rows (block ``k`` at ``bases[k]``)."""
     nblk, ncols = ptrs.shape[0], ptrs.shape[1] - 1
@@ -121,47 +117,6 @@ def _value_dtype(dtype: np.dtype) -> np.dtype:
     )
 
 
-def open_h5ad_matrix(path: str | os.PathLike, *, layer: str | None = None, use_raw: bool | None = False):
-    """Open an ``.h5ad`` file read-only and return ``(file, obs, var_names, matrix, use_raw)``.
-
-    ``use_raw=None`` follows scanpy: use ``.raw`` when the file has one and no ``layer``
-    is given; the resolved value is returned.
-
-    ``matrix`` is an anndata sparse dataset or an ``h5py.Dataset``; ``obs`` is read in
-    full (cell metadata is small), the expression values are not read. The caller closes
-    ``file``.
-    """
-    import anndata as ad
-    import h5py
-
-    f = h5py.File(path, "r")
-    try:
-        obs = ad.io.read_elem(f["obs"])
-        if use_raw is None:
-            use_raw = layer is None and "raw" in f
-        if use_raw and layer is not None:
-            raise ValueError("pass either `layer` or `use_raw=True`, not both.")
-        if use_raw:
-            if "raw" not in f:
-                raise ValueError(f"{path} has no `.raw`; pass use_raw=False.")
-            var = ad.io.read_elem(f["raw/var"])
-            elem = f["raw/X"]
-        else:
-            var = ad.io.read_elem(f["var"])
-            if layer is None:
-                elem = f["X"]
-            else:
-                if "layers" not in f or layer not in f["layers"]:
-                    have = list(f["layers"].keys()) if "layers" in f else []
-                    raise KeyError(f"layer {layer!r} not found in {path}; available layers: {have}")
-                elem = f["layers"][layer]
-        matrix = ad.io.sparse_dataset(elem) if isinstance(elem, h5py.Group) else elem
-    except Exception:
-        f.close()
-        raise
-    return f, obs, var.index, matrix, bool(use_raw)
-
-
 class GeneChunkReader:
     """Iterate over chunks of genes of a cells x genes matrix.
 
@@ -173,7 +128,8 @@ class GeneChunkReader:
     chunk_size
         Genes per chunk. ``None`` chooses it from ``max_chunk_bytes`` and the data density.
     max_chunk_bytes
-        Memory target for the values of one chunk when ``chunk_size`` is ``None``.
+        Memory target for the values of one chunk when ``chunk_size`` is ``None`` (default
+        ``secact.settings.chunk_bytes``).
     """
 
     def __init__(self, matrix: Any, *, chunk_size: int | None = None, max_chunk_bytes: int | None = None):
@@ -226,7 +182,7 @@ class GeneChunkReader:
             if int(chunk_size) < 1:
                 raise ValueError(f"chunk_size must be a positive number of genes, got {chunk_size}.")
             return min(int(chunk_size), self.n_vars)
-        budget = DEFAULT_CHUNK_BYTES if max_chunk_bytes is None else int(max_chunk_bytes)
+        budget = settings.chunk_bytes if max_chunk_bytes is None else int(max_chunk_bytes)
         if self.kind == "dense":
             per_gene = self.n_obs * (self.dtype.itemsize + 8)
         else:
@@ -280,8 +236,9 @@ class GeneChunkReader:
             m = self.matrix
             return CscChunk(*self._csr_cols(m.data, m.indices, m.indptr, a, b, 0, nblk))
         parts = []
-        for r0 in range(0, self.n_obs, CSR_ROW_BLOCK):
-            blk = self.matrix[r0 : min(r0 + CSR_ROW_BLOCK, self.n_obs)]
+        step = settings.csr_row_block
+        for r0 in range(0, self.n_obs, step):
+            blk = self.matrix[r0 : min(r0 + step, self.n_obs)]
             parts.append(self._csr_cols(blk.data, blk.indices, blk.indptr, a, b, r0, nblk))
             del blk
         if len(parts) == 1:

@@ -1,8 +1,8 @@
 """Write per-cell activity results to an ``.h5ad`` sidecar file, block by block.
 
-The file is a regular AnnData ``.h5ad``: ``obs`` = cells, ``var`` = proteins, ``X`` =
-z-scores and ``layers`` ``beta`` / ``se`` / ``pvalue`` (dense float64), ``uns["secact"]``
-= the run's parameters. Results are written in row blocks straight into chunked HDF5
+The file is a regular AnnData ``.h5ad`` laid out as :mod:`secact._results` says: ``obs`` =
+cells (with their annotations), ``var`` = proteins, ``X`` = z-scores and ``layers`` for the
+other statistics (dense float64 or float32), ``uns`` = the run's entry. Results are written in row blocks straight into chunked HDF5
 datasets created up-front, so they are never held in memory as a whole.
 
 The file is written under a temporary name in the target's directory
@@ -16,51 +16,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
 import pandas as pd
 
-__all__ = ["SidecarWriter"]
+from .._results import clean_uns
+from .._settings import settings
 
-#: target size of one HDF5 chunk of a result array
-_CHUNK_BYTES = 1 << 20
+__all__ = ["SidecarWriter"]
 
 
 def _write_elem(group, key: str, value) -> None:
     import anndata as ad
 
-    io = getattr(ad, "io", None)
-    if io is None or not hasattr(io, "write_elem"):  # pragma: no cover - anndata 0.10
-        io = ad.experimental
-    io.write_elem(group, key, value)
-
-
-def _clean_uns(value: Any, where: str) -> Any:
-    """Make ``value`` storable in h5ad: drop ``None`` dict values, lists -> arrays."""
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"uns keys must be strings; got {k!r} in {where}")
-            if v is None:  # h5ad cannot store None: an absent key means None
-                continue
-            out[k] = _clean_uns(v, f"{where}[{k!r}]")
-        return out
-    if isinstance(value, list | tuple):
-        if any(v is None for v in value):
-            raise ValueError(f"{where} contains None, which h5ad cannot store")
-        if all(isinstance(v, str) for v in value):
-            return np.array(value, dtype=object)
-        if all(isinstance(v, bool | int | float | np.number | np.bool_) for v in value):
-            return np.asarray(value)
-        raise TypeError(f"{where}: lists must hold only strings or only numbers")
-    if isinstance(value, Path):
-        return str(value)
-    return value
+    ad.io.write_elem(group, key, value)
 
 
 class SidecarWriter:
@@ -71,11 +44,15 @@ class SidecarWriter:
     path
         The target ``.h5ad`` file. Written under a temporary name next to it and renamed
         onto it by :meth:`close`.
-    obs_names, var_names
-        Cells (rows) and proteins (columns).
+    obs
+        The cells (rows): their names, or a DataFrame of their annotations (written as
+        ``obs``; when anndata cannot write its columns, only the names are kept, with a
+        warning).
+    var_names
+        The proteins (columns).
     uns
-        Stored as ``uns["secact"]``: strings, numbers, bools, lists of strings / numbers,
-        nested dicts. ``None`` values are omitted (h5ad cannot store ``None``; read an
+        Stored as ``uns``: strings, numbers, bools, lists of strings / numbers, nested
+        dicts, DataFrames. ``None`` values are omitted (h5ad cannot store ``None``; read an
         absent key as ``None``); lists come back as numpy arrays.
     layers, x
         The names of the statistics: ``x`` is stored as ``X``, the others as layers.
@@ -89,7 +66,7 @@ class SidecarWriter:
     def __init__(
         self,
         path: str | os.PathLike,
-        obs_names: pd.Index,
+        obs: pd.Index | pd.DataFrame,
         var_names: pd.Index,
         *,
         uns: dict | None = None,
@@ -98,7 +75,8 @@ class SidecarWriter:
         dtype=np.float64,
     ):
         self.path = Path(path)
-        obs_names = pd.Index(obs_names)
+        obs = obs.copy() if isinstance(obs, pd.DataFrame) else pd.DataFrame(index=pd.Index(obs))
+        obs_names = obs.index
         var_names = pd.Index(var_names)
         self.n_obs, self.n_vars = len(obs_names), len(var_names)
         if self.n_obs == 0 or self.n_vars == 0:
@@ -108,27 +86,39 @@ class SidecarWriter:
         if x in self.layers or len(set(self.layers)) != len(self.layers):
             raise ValueError(f"statistic names must be distinct: x={x!r}, layers={self.layers}")
         self.dtype = np.dtype(dtype)
-        uns_clean = _clean_uns(dict(uns or {}), "uns")
+        uns_clean = clean_uns(dict(uns or {}), "uns")
         self.tmp_path = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}.h5ad")
         self._written = np.zeros(self.n_obs, dtype=bool)
         self._state = "open"
         self._file = h5py.File(self.tmp_path, "w")
         try:
-            self._setup(obs_names, var_names, uns_clean)
+            self._setup(obs, var_names, uns_clean)
         except BaseException:
             self.abort()
             raise
 
-    def _setup(self, obs_names: pd.Index, var_names: pd.Index, uns: dict) -> None:
+    def _setup(self, obs: pd.DataFrame, var_names: pd.Index, uns: dict) -> None:
         f = self._file
         f.attrs["encoding-type"] = "anndata"
         f.attrs["encoding-version"] = "0.1.0"
-        _write_elem(f, "obs", pd.DataFrame(index=obs_names.astype(str)))
+        obs = obs.set_axis(obs.index.astype(str))
+        try:
+            _write_elem(f, "obs", obs)
+        except Exception as err:  # columns anndata cannot write: keep the names
+            if "obs" in f:
+                del f["obs"]
+            warnings.warn(
+                f"the cells' annotations could not be written to the sidecar ({err}); only their names are kept.",
+                UserWarning,
+                stacklevel=4,
+            )
+            _write_elem(f, "obs", pd.DataFrame(index=obs.index))
         _write_elem(f, "var", pd.DataFrame(index=var_names.astype(str)))
         for key in ("obsm", "varm", "obsp", "varp", "layers"):
             _write_elem(f, key, {})
-        _write_elem(f, "uns", {"secact": uns} if uns else {})
-        rows = max(1, min(self.n_obs, _CHUNK_BYTES // max(self.n_vars * self.dtype.itemsize, 1)))
+        _write_elem(f, "uns", uns)
+        chunk_bytes = settings.sidecar_chunk_bytes
+        rows = max(1, min(self.n_obs, chunk_bytes // max(self.n_vars * self.dtype.itemsize, 1)))
         chunks = (rows, self.n_vars)
         self._datasets = {}
         for name in (self.x, *self.layers):

@@ -18,14 +18,12 @@ __all__ = ["activity_heatmap"]
 def _zscores(adata: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
     if isinstance(adata, pd.DataFrame):
         return adata
-    res = adata.uns.get(key)
-    if not isinstance(res, dict) or "zscore" not in res or not isinstance(res["zscore"], pd.DataFrame):
-        msg = (
-            f"adata.uns[{key!r}] holds no group-level results; run "
-            f"secact.tl.activity(adata, groupby=..., key_added={key!r}) first."
-        )
-        raise KeyError(msg)
-    return res["zscore"]
+    from ..get import activity
+
+    act = activity(adata, key, level="groups")
+    z = act.to_df()
+    z.index.name = act.uns[key]["groups"].get("groupby")
+    return z
 
 
 def activity_heatmap(

@@ -169,6 +169,25 @@ class GeneMap:
             raise ValueError(f"totals must have shape ({self.n_input},), got {totals.shape}")
         return np.asarray(self.matrix.T @ totals).ravel()
 
+    def restrict(self, outputs: np.ndarray) -> tuple[np.ndarray, GeneMap | None]:
+        """The input columns that ``outputs`` need, and the map from those columns to them.
+
+        The map is ``None`` when the columns already are the outputs (identity or selection),
+        so a pass reads only what it uses and maps nothing.
+        """
+        outputs = np.asarray(outputs, dtype=np.intp)
+        if self.is_identity:
+            return outputs, None
+        if self.is_selection:
+            return self.selected[outputs], None
+        sub = self.matrix[:, outputs].tocsr()
+        rows = np.flatnonzero(np.diff(sub.indptr))
+        return rows, GeneMap(symbols=self.symbols[outputs], matrix=sub[rows].tocsc())
+
+    def __call__(self, X):
+        """Same as :meth:`apply` (a gene map is a per-block function)."""
+        return X if self.is_identity else self.apply(X)
+
     def apply(self, X):
         """Map a cells x input-genes matrix to cells x output symbols (``X @ matrix``).
 

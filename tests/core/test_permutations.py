@@ -21,10 +21,9 @@ from secact.core.permutations import (
     permutation_table,
 )
 
-# CI clones the repository to DIR/main with the shared reference data at DIR/shared,
-# i.e. ``shared`` is a sibling of the repository root.
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REFERENCE_JSON = SHARED / "reference" / "permutation_tables.json"
+# First permutations of the cumulative Fisher-Yates tables from secactpy 0.3.1's generators,
+# which match R (see tests/data/README.md); the file is part of the repository.
+REFERENCE_JSON = Path(__file__).parents[1] / "data" / "permutation_tables.json"
 
 # json key for each of our generator names
 JSON_KEYS = {"mt19937": "mt19937", "srand": "glibc_srand"}
@@ -46,7 +45,7 @@ def _fresh_cache():
 @pytest.fixture(scope="module")
 def reference() -> dict:
     if not REFERENCE_JSON.is_file():
-        pytest.skip(f"reference data not found at {REFERENCE_JSON}")
+        pytest.fail(f"reference data not found at {REFERENCE_JSON}; it belongs to the repository")
     with REFERENCE_JSON.open() as fh:
         return json.load(fh)
 

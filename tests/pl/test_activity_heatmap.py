@@ -23,7 +23,7 @@ def test_heatmap_shows_top_proteins(adata, tmp_path):
     labels = [t.get_text() for t in ax.get_xticklabels()]
     for group, cytokine in adata.uns["simulate"]["planted"].items():
         assert cytokine in labels, group
-    assert [t.get_text() for t in ax.get_yticklabels()] == list(adata.uns["secact"]["zscore"].index)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(adata.uns["secact"]["groups"]["zscore"].index)
     ax.figure.savefig(tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 1000
 

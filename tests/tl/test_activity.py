@@ -118,7 +118,7 @@ def test_group_level_matches_r_pipeline(counts, sig):
         map_symbols=False,
         progress=False,
     )
-    res = a.uns["secact"]
+    res = a.uns["secact"]["groups"]
     assert list(res["zscore"].index) == groups
     for k in STATS:
         np.testing.assert_allclose(
@@ -139,10 +139,10 @@ def test_group_reference_and_grouped_signatures(counts, sig):
     secact.tl.activity(
         a, sig, groupby="cell_type", reference="B", n_permutations=B, map_symbols=False, progress=False
     )
-    assert list(a.uns["secact"]["zscore"].index) == ["Mono", "NK", "T"]
+    assert list(a.uns["secact"]["groups"]["zscore"].index) == ["Mono", "NK", "T"]
     for k in STATS:
         np.testing.assert_allclose(
-            a.uns["secact"][k].to_numpy(), getattr(bulk_res, k).T.to_numpy(), atol=1e-12
+            a.uns["secact"]["groups"][k].to_numpy(), getattr(bulk_res, k).T.to_numpy(), atol=1e-12
         )
 
 
@@ -207,7 +207,9 @@ def test_backed_path_and_sidecar(tmp_path, counts, sig, baseline, storage):
     _assert_same(_results(out), ref)
     side = ad.read_h5ad(out, backed="r")
     assert list(side.obs_names) == list(counts.obs_names)
-    assert side.uns["secact"]["n_permutations"] == (B if kw["method"] == "permutation" else 0)
+    assert side.uns["secact"]["cells"]["params"]["n_permutations"] == (
+        B if kw["method"] == "permutation" else 0
+    )
     side.file.close()
 
 
@@ -218,7 +220,7 @@ def test_sidecar_from_memory_adds_nothing_large(tmp_path, counts, sig, baseline)
     out = tmp_path / "res.h5ad"
     secact.tl.activity(a, sig, out=out, **kw)
     assert not any(k.startswith("secact_") for k in a.obsm)
-    assert a.uns["secact"]["out"] == str(out)
+    assert a.uns["secact"]["cells"]["out"] == str(out)
     _assert_same(_results(out), ref)
     assert not list(tmp_path.glob(".*partial*"))
 
@@ -393,6 +395,6 @@ def test_unused_categories_and_missing_groups(counts, sig):
     a = counts.copy()
     a.obs.loc[a.obs_names[:3], "cell_type"] = np.nan
     secact.tl.activity(a, sig, groupby="cell_type", method="analytic", progress=False)
-    res = a.uns["secact"]
+    res = a.uns["secact"]["groups"]
     assert "unused" not in res["zscore"].index
     assert res["n_cells"].sum() == a.n_obs - 3

@@ -1,0 +1,129 @@
+"""``secact.settings``: the package's tunables in one place.
+
+Every size, thread count and folder that used to be a module constant lives here, so a user
+changes it once (``secact.settings.batch_size = 4096``) or for a block of code::
+
+    with secact.settings.override(batch_size=512, progress=False):
+        secact.tl.activity(adata)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+__all__ = ["Settings", "settings"]
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        # numpy integers are ints for this purpose
+        try:
+            import numpy as np
+
+            if isinstance(value, np.integer) and value >= 1:
+                return int(value)
+        except ImportError:  # pragma: no cover - numpy is a dependency
+            pass
+        msg = f"settings.{name} must be a positive integer, got {value!r}."
+        raise ValueError(msg)
+    return int(value)
+
+
+@dataclass
+class Settings:
+    """Package-wide defaults. Assigning a value validates it.
+
+    Attributes
+    ----------
+    batch_size
+        Cells per block when streaming cells (activity passes, sidecar writes). Memory is
+        bounded by the block, not by the data.
+    chunk_bytes
+        Memory target for one chunk of genes in :func:`secact.tl.differential` (bytes of
+        values).
+    csr_row_block
+        Rows read at a time when a CSR matrix on disk is scanned for a chunk of genes.
+    csc_chunk_nnz
+        Most stored entries per column chunk when a CSC matrix on disk is transposed for a
+        pass over cells (peak memory is about 50 bytes per entry).
+    permutation_chunk_bytes
+        Size of one gathered block of permuted responses in the dense permutation engine.
+    sidecar_chunk_bytes
+        Target size of one HDF5 chunk of a result array in a sidecar file.
+    n_jobs
+        Threads for the compiled kernels and blocks in flight for local dask runs
+        (``None``: all cores).
+    max_in_flight
+        Blocks computed at once on a ``dask.distributed`` cluster (``None``: twice the
+        cluster's threads).
+    progress
+        Progress bars: ``None`` follows scanpy's verbosity (bars from 'info' up) when scanpy
+        is imported, else shows them on terminals only; ``True``/``False`` force.
+    data_dir
+        Where signatures are cached (``None``: ``$SECACT_DATA_DIR``, else the user cache).
+    temp_dir
+        Where temporary files (on-disk CSC transposes) go (``None``: the system default).
+    """
+
+    batch_size: int = 2048
+    chunk_bytes: int = 512 * 2**20
+    csr_row_block: int = 16384
+    csc_chunk_nnz: int = 1 << 22
+    permutation_chunk_bytes: int = 1 << 26
+    sidecar_chunk_bytes: int = 1 << 20
+    n_jobs: int | None = None
+    max_in_flight: int | None = None
+    progress: bool | None = None
+    data_dir: str | os.PathLike | None = None
+    temp_dir: str | os.PathLike | None = None
+
+    def __setattr__(self, name: str, value) -> None:
+        if name not in {f.name for f in fields(self)}:
+            msg = f"secact.settings has no setting {name!r}; settings: {[f.name for f in fields(self)]}."
+            raise AttributeError(msg)
+        if name in ("batch_size", "chunk_bytes", "csr_row_block", "csc_chunk_nnz"):
+            value = _positive_int(name, value)
+        elif name in ("permutation_chunk_bytes", "sidecar_chunk_bytes"):
+            value = _positive_int(name, value)
+        elif name in ("n_jobs", "max_in_flight"):
+            value = None if value is None else _positive_int(name, value)
+        elif name == "progress":
+            if value is not None and not isinstance(value, bool):
+                msg = f"settings.progress must be None, True or False, got {value!r}."
+                raise ValueError(msg)
+        elif name in ("data_dir", "temp_dir") and value is not None:
+            value = Path(value).expanduser()
+        object.__setattr__(self, name, value)
+
+    @property
+    def threads(self) -> int:
+        """The thread count in effect: ``n_jobs`` or every core of this process."""
+        if self.n_jobs is not None:
+            return self.n_jobs
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+
+    @contextlib.contextmanager
+    def override(self, **values) -> Iterator[Settings]:
+        """Set some values for the duration of a ``with`` block, then restore them."""
+        old = {k: getattr(self, k) for k in values}
+        try:
+            for k, v in values.items():
+                setattr(self, k, v)
+            yield self
+        finally:
+            for k, v in old.items():
+                object.__setattr__(self, k, v)
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return f"secact.settings({body})"
+
+
+settings = Settings()

@@ -1,0 +1,135 @@
+"""What the AnnData tools share: labels, gene names, reference masks, output placement."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..pp._symbols import looks_like_ensembl
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from ..io import Resolved
+
+__all__ = [
+    "check_batch_size",
+    "gene_names",
+    "group_codes",
+    "reference_mask",
+    "results_target",
+    "write_atomic",
+]
+
+
+def check_batch_size(batch_size) -> None:
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1
+    ):
+        msg = f"batch_size must be a positive integer, got {batch_size!r}."
+        raise ValueError(msg)
+
+
+def group_codes(obs: pd.DataFrame, groupby: str) -> tuple[np.ndarray, list[Any]]:
+    """Codes (-1: no label) and categories of ``obs[groupby]``; unused categories are kept."""
+    if groupby not in obs.columns:
+        msg = f"groupby={groupby!r} is not a column of obs; columns: {list(obs.columns)}."
+        raise KeyError(msg)
+    col = obs[groupby]
+    categorical = col.array if isinstance(col.dtype, pd.CategoricalDtype) else pd.Categorical(col)
+    return np.asarray(categorical.codes, dtype=np.int64), list(categorical.categories)
+
+
+def gene_names(var: pd.DataFrame, gene_symbols: str | None) -> pd.Index:
+    """Gene symbols of ``var`` (its index, or a column), refusing Ensembl ids."""
+    if gene_symbols is not None:
+        if gene_symbols not in var.columns:
+            msg = f"gene_symbols={gene_symbols!r} is not a column of var; columns: {list(var.columns)}."
+            raise KeyError(msg)
+        return pd.Index(var[gene_symbols].astype(str))
+    names = pd.Index(var.index.astype(str))
+    if looks_like_ensembl(names):
+        msg = (
+            "var_names look like Ensembl ids; SecAct signatures use gene symbols. Pass "
+            "gene_symbols='<var column with symbols>' (e.g. 'gene_symbols' or 'feature_name')."
+        )
+        raise ValueError(msg)
+    return names
+
+
+def reference_mask(obs: pd.DataFrame, reference) -> np.ndarray | None:
+    """Cell weights (0/1) of a reference given as a boolean mask or ``(column, value)``."""
+    if reference is None:
+        return None
+    if isinstance(reference, tuple) and len(reference) == 2:
+        column, value = reference
+        if column not in obs.columns:
+            msg = f"reference column {column!r} is not in obs; columns: {list(obs.columns)}."
+            raise KeyError(msg)
+        mask = (obs[column] == value).to_numpy(dtype=bool)
+        if not mask.any():
+            msg = f"no cell has obs[{column!r}] == {value!r}; the reference is empty."
+            raise ValueError(msg)
+    else:
+        mask = np.asarray(reference)
+        if mask.dtype != bool or mask.shape != (len(obs),):
+            msg = (
+                "reference must be a boolean mask over cells (length n_obs) or a (column, value) "
+                f"pair; got {type(reference).__name__} of shape {getattr(mask, 'shape', None)}."
+            )
+            raise ValueError(msg)
+        if not mask.any():
+            msg = "the reference mask selects no cell."
+            raise ValueError(msg)
+    return mask.astype(np.float64)
+
+
+def results_target(inp: Resolved, *, copy: bool, out, cells: bool) -> AnnData | None:
+    """The AnnData that receives results (``None``: nothing is stored in an object).
+
+    Path inputs store nothing (cell-level results need ``out``; group results are
+    returned); views of backed objects cannot hold results; ``copy`` needs an in-memory
+    object.
+    """
+    adata = inp.adata
+    if adata is None:
+        if cells and out is None:
+            msg = "cell-level results of an .h5ad path need a sidecar: pass out='results.h5ad'."
+            raise ValueError(msg)
+        if copy:
+            msg = "copy=True needs an AnnData; a path input is never modified."
+            raise ValueError(msg)
+        return None
+    if copy:
+        if adata.isbacked:
+            msg = "copy=True is not possible for a backed AnnData; use out=... for results."
+            raise ValueError(msg)
+        return adata.copy()
+    if adata.is_view and adata.isbacked:
+        if not cells or out is None:
+            msg = (
+                "a view of a backed AnnData cannot hold results: pass out='results.h5ad', or "
+                "load the subset with .to_memory()."
+            )
+            raise ValueError(msg)
+        return None
+    return adata
+
+
+def write_atomic(adata: AnnData, path: str | os.PathLike) -> Path:
+    """Write ``adata`` to ``path`` through a temporary file in the same folder (never half-written)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial.h5ad", dir=path.parent)
+    os.close(fd)
+    try:
+        adata.write_h5ad(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
