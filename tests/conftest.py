@@ -39,3 +39,55 @@ def read_reference(sub: str) -> dict[str, pd.DataFrame]:
     """The reference beta / se / zscore / pvalue tables of one case under tests/data/ly86."""
     folder = DATA / "ly86" / sub
     return {k: pd.read_csv(folder / f"{k}.txt", sep=r"\s+") for k in ("beta", "se", "zscore", "pvalue")}
+
+
+# ----------------------------------------------------------------------------------------------
+# every array type a tool accepts, from one in-memory AnnData
+# ----------------------------------------------------------------------------------------------
+ARRAY_TYPES = (
+    "numpy",
+    "csr_matrix",
+    "csc_matrix",
+    "csr_array",
+    "csc_array",
+    "dask_dense",
+    "dask_csr",
+    "backed_csr",
+    "backed_csc",
+    "path",
+)
+
+
+def as_array_type(adata, kind: str, tmp_path: Path):
+    """``adata`` with its ``X`` stored as ``kind``; backed and path kinds are written to ``tmp_path``.
+
+    Returns an AnnData (in memory or backed) or, for ``"path"``, the path of an ``.h5ad`` file.
+    """
+    import anndata as ad
+    import numpy as np
+    from scipy import sparse
+
+    x = adata.X.toarray() if sparse.issparse(adata.X) else np.asarray(adata.X)
+    out = adata.copy()
+    if kind == "numpy":
+        out.X = x
+    elif kind in ("csr_matrix", "csc_matrix", "csr_array", "csc_array"):
+        out.X = getattr(sparse, kind)(x)
+    elif kind in ("dask_dense", "dask_csr"):
+        da = pytest.importorskip("dask.array")
+        chunk = x if kind == "dask_dense" else sparse.csr_matrix(x)
+        out.X = da.from_array(chunk, chunks=(max(1, x.shape[0] // 3), -1), asarray=False)
+    elif kind in ("backed_csr", "backed_csc", "path"):
+        out.X = sparse.csc_matrix(x) if kind == "backed_csc" else sparse.csr_matrix(x)
+        path = tmp_path / f"{kind}.h5ad"
+        out.write_h5ad(path)
+        return path if kind == "path" else ad.read_h5ad(path, backed="r")
+    else:  # pragma: no cover - a typo in a test
+        raise ValueError(kind)
+    return out
+
+
+@pytest.fixture(params=ARRAY_TYPES)
+def array_type(request) -> str:
+    """Each array type in turn (apply with :func:`as_array_type`)."""
+    return request.param

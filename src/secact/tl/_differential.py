@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,9 @@ from ..core.normalize import integer_valued
 from ..io import resolve
 from ..io._genechunks import GeneChunkReader
 from ._common import group_codes
+
+if TYPE_CHECKING:
+    from anndata import AnnData
 
 __all__ = ["differential"]
 
@@ -36,7 +39,7 @@ def _match_category(name: Any, categories: list[Any], what: str) -> int:
 
 
 def differential(
-    adata: Any,
+    adata: AnnData | str | os.PathLike,
     groupby: str,
     *,
     reference: str = "rest",
@@ -51,7 +54,7 @@ def differential(
     copy: bool = False,
     progress: bool | None = None,
     chunk_size: int | None = None,
-) -> Any:
+) -> AnnData | pd.DataFrame | None:
     """Wilcoxon rank-sum differential expression of each group against a reference.
 
     For every group of ``adata.obs[groupby]`` and every gene, the group's cells (``x``) are
