@@ -147,7 +147,7 @@ def test_use_raw_follows_scanpy_in_every_tool(adata, sig):
     for tool, args in ((secact.tl.activity, (sig,)), (secact.tl.differential, ("cell_type",))):
         with pytest.raises(KeyError, match="layer 'nope' not found"):
             tool(adata.copy(), *args, layer="nope")
-        with pytest.raises(ValueError, match="adata.raw is None"):
+        with pytest.raises(ValueError, match=r"adata\.raw is None"):
             tool(adata.copy(), *args, use_raw=True)
         with pytest.raises(ValueError, match="not both"):
             tool(with_raw.copy(), *args, layer="x", use_raw=True)

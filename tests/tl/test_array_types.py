@@ -19,7 +19,7 @@ STATS = ("beta", "se", "zscore", "pvalue")
 def data():
     sig = secact.datasets.signature("CytoSig").iloc[:800, :10]
     rng = np.random.default_rng(3)
-    genes = list(sig.index[:300]) + ["FILLER1", "FILLER2"]
+    genes = [*sig.index[:300], "FILLER1", "FILLER2"]
     x = rng.poisson(rng.gamma(0.6, 2.0, size=len(genes)), size=(48, len(genes))).astype(np.float64)
     obs = pd.DataFrame(
         {"cell_type": pd.Categorical(rng.choice(["B", "T", "NK"], size=48))},
