@@ -52,8 +52,6 @@ class Settings:
         pass over cells (peak memory is about 50 bytes per entry).
     permutation_chunk_bytes
         Size of one gathered block of permuted responses in the dense permutation engine.
-    sidecar_chunk_bytes
-        Target size of one HDF5 chunk of a result array in a sidecar file.
     n_jobs
         Threads for the compiled kernels and blocks in flight for local dask runs
         (``None``: all cores).
@@ -74,7 +72,6 @@ class Settings:
     csr_row_block: int = 16384
     csc_chunk_nnz: int = 1 << 22
     permutation_chunk_bytes: int = 1 << 26
-    sidecar_chunk_bytes: int = 1 << 20
     n_jobs: int | None = None
     max_in_flight: int | None = None
     progress: bool | None = None
@@ -87,7 +84,7 @@ class Settings:
             raise AttributeError(msg)
         if name in ("batch_size", "chunk_bytes", "csr_row_block", "csc_chunk_nnz"):
             value = _positive_int(name, value)
-        elif name in ("permutation_chunk_bytes", "sidecar_chunk_bytes"):
+        elif name == "permutation_chunk_bytes":
             value = _positive_int(name, value)
         elif name in ("n_jobs", "max_in_flight"):
             value = None if value is None else _positive_int(name, value)

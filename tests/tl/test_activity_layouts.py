@@ -55,6 +55,7 @@ def test_path_input_with_groupby_returns_the_groups(tmp_path, adata, sig):
 def test_results_are_writable_by_anndata(tmp_path, adata, sig):
     """Defect 7: write_h5ad failed after a group-level run (a pandas Series in uns)."""
     secact.tl.activity(adata, sig, groupby="cell_type", **KW)
+    adata.write_h5ad(tmp_path / "groups.h5ad")  # failed here, leaving a partial file
     secact.tl.activity(adata, sig, layer=None, **KW)
     secact.tl.differential(adata, "cell_type", progress=False)
     path = tmp_path / "all.h5ad"

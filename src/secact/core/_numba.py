@@ -8,8 +8,9 @@ and ``tbb`` are). fast-array-utils 1.3 has no such wrapper, so it lives here.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache, wraps
 from typing import TypeVar
 
@@ -17,7 +18,7 @@ import numba
 
 F = TypeVar("F", bound=Callable)
 
-__all__ = ["njit", "thread_safe_layer"]
+__all__ = ["njit", "thread_safe_layer", "threads"]
 
 
 @cache
@@ -56,3 +57,18 @@ def njit(fn: F | None = None, /, *, nogil: bool = True) -> F:
         return call  # type: ignore[return-value]
 
     return decorate if fn is None else decorate(fn)
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run the kernels of this thread with ``n`` threads, then restore the previous count.
+
+    Numba's thread count is thread-local, so this changes nothing for other threads and
+    nothing process-wide.
+    """
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, TypeVar
 
 from .._settings import settings
+from ._numba import threads
 
 __all__ = ["Executor", "run"]
 
@@ -160,15 +161,19 @@ def _run_background(items: Iterable[Item], fn, sink) -> None:
 
 
 def _apply(fn, block, start):
-    """Run on a worker: the block arrives computed."""
-    return fn(block, start)
+    """Run on a worker: the block arrives computed. One kernel thread per task: a dask worker's
+    parallelism is its threads (``threads_per_worker``), as for BLAS, which dask limits too."""
+    with threads(1):
+        return fn(block, start)
 
 
 def _compute_and_apply(fn, block, start):
-    """Run in a local thread: compute the block synchronously, then apply ``fn``."""
+    """Run in a local pool thread: compute the block synchronously, then apply ``fn`` with one
+    kernel thread (the pool's threads are the parallelism)."""
     if hasattr(block, "compute"):
         block = block.compute(scheduler="sync")
-    return fn(block, start)
+    with threads(1):
+        return fn(block, start)
 
 
 def _client():

@@ -20,13 +20,16 @@ from ._sources import BlockSource, _check_batch, _names, _value_dtype
 __all__ = ["DaskSource"]
 
 
-def _finish_copy(block):
-    return finish(block, owned=False)
+def _finish_columns(block, cols):
+    """A finished block (a copy) restricted to ``cols``: selected in memory, per block, so
+    the graph holds no column gather (dask's take would shuffle whole blocks between workers)."""
+    out = finish(block, owned=False)
+    return out if cols is None else finish(out[:, cols], owned=True)
 
 
-def _apply_stacked(block, fn, block_info=None):
+def _apply_stacked(block, fn, cols, block_info=None):
     start = block_info[0]["array-location"][0][0]
-    return fn(finish(block, owned=False), start)
+    return fn(_finish_columns(block, cols), start)
 
 
 class DaskSource(BlockSource):
@@ -54,12 +57,8 @@ class DaskSource(BlockSource):
         self.obs_names = _names(obs_names, self.n_obs, "obs")
         self.var_names = _names(var_names, self.n_vars, "var")
 
-    def _rows(self, batch_size: int, columns) -> Any:
-        x = self._x
-        cols = self._check_columns(columns)
-        if cols is not None:
-            x = x[:, cols]
-        return x.rechunk({0: _check_batch(batch_size), 1: -1})
+    def _rows(self, batch_size: int) -> Any:
+        return self._x.rechunk({0: _check_batch(batch_size), 1: -1})
 
     def row_blocks(
         self, batch_size: int, columns: np.ndarray | None = None
@@ -71,11 +70,12 @@ class DaskSource(BlockSource):
         """
         import dask
 
-        x = self._rows(batch_size, columns)
-        finish_d = dask.delayed(_finish_copy, pure=True)
+        cols = self._check_columns(columns)
+        x = self._rows(batch_size)
+        finish_d = dask.delayed(_finish_columns, pure=True)
         start = 0
         for n, piece in zip(x.chunks[0], x.to_delayed().ravel(), strict=True):
-            yield start, start + n, finish_d(piece)
+            yield start, start + n, finish_d(piece, cols)
             start += n
 
     def lazy(

@@ -1,0 +1,110 @@
+"""Sidecar runs on a dask.distributed cluster: 1 vs 2 single-threaded workers, side by side.
+
+A CSR .h5ad (default 20,000 cells x 20,000 genes, ~1,500 counts per cell) is opened lazily
+(``anndata.experimental.read_elem_lazy``, chunks of ``--batch-size`` cells), and
+``secact.tl.activity(..., method="analytic", out=...)`` streams the results of every block to
+a sidecar while the cluster computes further blocks. Each configuration runs in a fresh
+subprocess with its own ``LocalCluster(n_workers=k, threads_per_worker=1)``; one warm-up run on
+that cluster (workers import secact and load the signature) precedes the timed runs.
+
+    python benchmarks/bench_dask.py [--cells 20000] [--repeats 3] [--workers 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_backed import write_h5ad
+
+CHILD = r"""
+import json, sys, time
+import anndata as ad, h5py, numpy as np, pandas as pd
+from anndata.experimental import read_elem_lazy
+from dask.distributed import Client, LocalCluster
+import secact
+
+path, folder, workers, batch, repeats, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+secact.datasets.signature("SecAct")
+with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+        Client(cluster), h5py.File(path, "r") as f:
+    obs = ad.io.read_elem(f["obs"])
+    var = ad.io.read_elem(f["var"])
+    lazy = read_elem_lazy(f["X"], chunks=(batch, -1))
+    adata = ad.AnnData(lazy, obs=obs, var=var)
+    secact.tl.activity(adata[: 2 * batch], "SecAct", method="analytic", out=f"{folder}/warm.h5ad",
+                       batch_size=batch, progress=False)
+    walls = []
+    for i in range(repeats):
+        out = f"{folder}/side_{workers}_{i}.h5ad"
+        t0 = time.perf_counter()
+        secact.tl.activity(adata, "SecAct", method="analytic", out=out, batch_size=batch, dtype=dtype, progress=False)
+        walls.append(time.perf_counter() - t0)
+    z = ad.read_h5ad(out, backed="r").X[:50]
+print(json.dumps({"walls": walls, "n_obs": adata.n_obs, "checksum": float(np.nansum(z))}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cells", type=int, default=20_000)
+    parser.add_argument("--genes", type=int, default=20_000)
+    parser.add_argument("--nnz-per-cell", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--dtype", nargs="+", default=["float64", "float32"], help="storage dtypes to run")
+    parser.add_argument("--dir", default=None)
+    args = parser.parse_args()
+    folder = Path(args.dir or tempfile.mkdtemp(prefix="secact-bench-dask-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"cells_{args.cells}.h5ad"
+    if not path.exists():
+        t0 = time.perf_counter()
+        write_h5ad(path, args.cells, args.genes, args.nnz_per_cell)
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"{args.cells} cells x {args.genes} genes, SecAct, method='analytic', out= sidecar, "
+        f"batch {args.batch_size}, {os.cpu_count()} cores"
+    )
+    print(f"{'storage':<10}{'workers (1 thread each)':<26}{'median wall':>12}{'cells/s':>10}   runs")
+    for dtype in args.dtype:
+        results = {}
+        for k in args.workers:
+            cmd = [
+                sys.executable,
+                "-c",
+                CHILD,
+                str(path),
+                str(folder),
+                str(k),
+                str(args.batch_size),
+                str(args.repeats),
+                dtype,
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+            if proc.returncode:
+                sys.exit(proc.stderr)
+            results[k] = json.loads(proc.stdout.strip().splitlines()[-1])
+        base = None
+        for k, r in results.items():
+            walls = sorted(r["walls"])
+            med = walls[len(walls) // 2]
+            base = base or med
+            runs = ", ".join(f"{w:.1f}" for w in r["walls"])
+            print(
+                f"{dtype:<10}{k:<26}{med:>10.2f} s{r['n_obs'] / med:>10,.0f}   {runs}   speed-up {base / med:.2f}x"
+            )
+        same = len({round(r["checksum"], 3) for r in results.values()}) == 1
+        print(f"{'':<10}same results on every cluster: {same} (target: speed-up >= 1.6x with 2 workers)")
+
+
+if __name__ == "__main__":
+    main()
