@@ -87,10 +87,12 @@ class DaskSource(BlockSource):
         dtype=np.float64,
     ):
         """``fn(block, start)`` (giving ``rows x n_out`` arrays of ``dtype``) over every block, lazily."""
-        x = self._rows(batch_size, columns)
+        cols = self._check_columns(columns)
+        x = self._rows(batch_size)
         return x.map_blocks(
             _apply_stacked,
             fn,
+            cols,
             chunks=(x.chunks[0], (n_out,)),
             dtype=dtype,
             meta=np.empty((0, 0), dtype=dtype),
