@@ -23,11 +23,10 @@ same numbers.
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from .._settings import settings
@@ -234,14 +233,3 @@ def _run_dask(items: Iterable[Item], fn, sink) -> None:
             sink,
             window,
         )
-
-
-def blocks_of(n: int, batch_size: int) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` of consecutive ranges of ``batch_size`` covering ``0..n``."""
-    for start in range(0, n, batch_size):
-        yield start, min(start + batch_size, n)
-
-
-def n_blocks(n: int, batch_size: int) -> int:
-    """How many blocks :func:`blocks_of` gives."""
-    return math.ceil(n / batch_size) if n else 0
