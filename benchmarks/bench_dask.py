@@ -25,30 +25,39 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_backed import write_h5ad
 
 CHILD = r"""
-import json, sys, time
+import json, resource, sys, time
 import anndata as ad, h5py, numpy as np, pandas as pd
+from dask.distributed import get_task_stream
 from anndata.experimental import read_elem_lazy
 from dask.distributed import Client, LocalCluster
 import secact
 
 path, folder, workers, batch, repeats, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 secact.datasets.signature("SecAct")
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-        Client(cluster), h5py.File(path, "r") as f:
+        Client(cluster) as client, h5py.File(path, "r") as f:
     obs = ad.io.read_elem(f["obs"])
     var = ad.io.read_elem(f["var"])
     lazy = read_elem_lazy(f["X"], chunks=(batch, -1))
     adata = ad.AnnData(lazy, obs=obs, var=var)
     secact.tl.activity(adata[: 2 * batch], "SecAct", method="analytic", out=f"{folder}/warm.h5ad",
                        batch_size=batch, progress=False)
-    walls = []
+    walls, main_cpu, task_s = [], [], []
     for i in range(repeats):
-        out = f"{folder}/side_{workers}_{i}.h5ad"
-        t0 = time.perf_counter()
-        secact.tl.activity(adata, "SecAct", method="analytic", out=out, batch_size=batch, dtype=dtype, progress=False)
-        walls.append(time.perf_counter() - t0)
+        out = f"{folder}/side_{workers}_{dtype}_{i}.h5ad"
+        c0 = cpu()
+        with get_task_stream(client) as ts:
+            t0 = time.perf_counter()
+            secact.tl.activity(adata, "SecAct", method="analytic", out=out, batch_size=batch, dtype=dtype, progress=False)
+            walls.append(time.perf_counter() - t0)
+        main_cpu.append(cpu() - c0)
+        task_s.append(sum(s["stop"] - s["start"] for t in ts.data for s in t["startstops"] if s["action"] == "compute"))
     z = ad.read_h5ad(out, backed="r").X[:50]
-print(json.dumps({"walls": walls, "n_obs": adata.n_obs, "checksum": float(np.nansum(z))}))
+print(json.dumps({"walls": walls, "n_obs": adata.n_obs, "checksum": float(np.nansum(z)),
+                  "main_cpu": main_cpu, "task_s": task_s}))
 """
 
 
@@ -74,7 +83,10 @@ def main() -> None:
         f"{args.cells} cells x {args.genes} genes, SecAct, method='analytic', out= sidecar, "
         f"batch {args.batch_size}, {os.cpu_count()} cores"
     )
-    print(f"{'storage':<10}{'workers (1 thread each)':<26}{'median wall':>12}{'cells/s':>10}   runs")
+    print(
+        f"{'storage':<10}{'workers (1 thread each)':<26}{'median wall':>12}{'cells/s':>10}"
+        f"{'client CPU':>12}{'task time':>11}   runs"
+    )
     for dtype in args.dtype:
         results = {}
         for k in args.workers:
@@ -99,9 +111,19 @@ def main() -> None:
             med = walls[len(walls) // 2]
             base = base or med
             runs = ", ".join(f"{w:.1f}" for w in r["walls"])
+            mc = sorted(r["main_cpu"])[len(walls) // 2]
+            tk = sorted(r["task_s"])[len(walls) // 2]
             print(
-                f"{dtype:<10}{k:<26}{med:>10.2f} s{r['n_obs'] / med:>10,.0f}   {runs}   speed-up {base / med:.2f}x"
+                f"{dtype:<10}{k:<26}{med:>10.2f} s{r['n_obs'] / med:>10,.0f}{mc:>10.2f} s{tk:>9.2f} s"
+                f"   {runs}   speed-up {base / med:.2f}x"
             )
+            if k == args.workers[-1] and k > 1:
+                cores = os.cpu_count() or 1
+                floor = (mc + tk) / min(cores, k + 1)
+                print(
+                    f"{'':<10}CPU-bound floor on {cores} cores, (client CPU + task time) / {min(cores, k + 1)}: "
+                    f"{floor:.2f} s -> best possible speed-up {base / floor:.2f}x"
+                )
         same = len({round(r["checksum"], 3) for r in results.values()}) == 1
         print(f"{'':<10}same results on every cluster: {same} (target: speed-up >= 1.6x with 2 workers)")
 

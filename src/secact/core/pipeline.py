@@ -152,7 +152,7 @@ class BlockJob:
         result = self.engine.run(values)
         out = {}
         for k in self.stats:
-            v = getattr(result, k)[:, self.row_index]
+            v = np.take(getattr(result, k), self.row_index, axis=1)  # C order ([:, idx] is F order)
             if invalid.any():
                 v[invalid] = np.nan
             out[k] = v.astype(self.dtype, copy=False)

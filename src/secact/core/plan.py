@@ -84,7 +84,7 @@ class Plan:
 
     def expand(self, values: np.ndarray) -> np.ndarray:
         """Samples x model columns -> samples x output proteins."""
-        return values[:, self.row_index]
+        return np.take(values, self.row_index, axis=1)
 
 
 def make_plan(

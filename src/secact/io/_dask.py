@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+from fast_array_utils import types
 
 from ._blocks import finish
 from ._sources import BlockSource, _check_batch, _names, _value_dtype
@@ -23,8 +24,11 @@ __all__ = ["DaskSource"]
 def _finish_columns(block, cols):
     """A finished block (a copy) restricted to ``cols``: selected in memory, per block, so
     the graph holds no column gather (dask's take would shuffle whole blocks between workers)."""
-    out = finish(block, owned=False)
-    return out if cols is None else finish(out[:, cols], owned=True)
+    if cols is None:
+        return finish(block, owned=False)
+    if isinstance(block, types.CSBase | types.COOBase):
+        block = block.tocsr()
+    return finish(block[:, cols], owned=True)  # fancy indexing made a copy
 
 
 def _apply_stacked(block, fn, cols, block_info=None):
