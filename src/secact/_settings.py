@@ -82,9 +82,7 @@ class Settings:
         if name not in {f.name for f in fields(self)}:
             msg = f"secact.settings has no setting {name!r}; settings: {[f.name for f in fields(self)]}."
             raise AttributeError(msg)
-        if name in ("batch_size", "chunk_bytes", "csr_row_block", "csc_chunk_nnz"):
-            value = _positive_int(name, value)
-        elif name == "permutation_chunk_bytes":
+        if name in ("batch_size", "chunk_bytes", "csr_row_block", "csc_chunk_nnz", "permutation_chunk_bytes"):
             value = _positive_int(name, value)
         elif name in ("n_jobs", "max_in_flight"):
             value = None if value is None else _positive_int(name, value)

@@ -167,9 +167,11 @@ class BlockJob:
 # ----------------------------------------------------------------------------------------------
 # passes
 # ----------------------------------------------------------------------------------------------
-def _run(source, fn, sink, *, batch_size: int, columns=None, progress=None, desc="secact", executor=None):
+def _run(
+    source, fn, sink, *, batch_size: int | None, columns=None, progress=None, desc="secact", executor=None
+):
     runner.run(
-        source.row_blocks(batch_size, columns),
+        source.row_blocks(batch_size or settings.batch_size, columns),
         fn,
         sink,
         executor=executor or source.executor,
@@ -190,7 +192,7 @@ def column_totals(source, *, batch_size: int | None = None, progress: bool | Non
         source,
         Totals(),
         sink,
-        batch_size=batch_size or settings.batch_size,
+        batch_size=batch_size,
         progress=progress,
         desc="secact totals",
     )
@@ -228,7 +230,7 @@ def cell_means(
         source,
         fn,
         sink,
-        batch_size=batch_size or settings.batch_size,
+        batch_size=batch_size,
         progress=progress,
         desc="secact pass 1",
     )
@@ -265,7 +267,7 @@ def group_profiles(
         source,
         fn,
         sink,
-        batch_size=batch_size or settings.batch_size,
+        batch_size=batch_size,
         progress=progress,
         desc="secact pseudo-bulk",
     )
@@ -299,7 +301,7 @@ def cell_activity(
         source,
         job,
         sink,
-        batch_size=batch_size or settings.batch_size,
+        batch_size=batch_size,
         columns=columns,
         progress=progress,
         desc="secact",
