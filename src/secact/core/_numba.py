@@ -18,7 +18,9 @@ import numba
 
 F = TypeVar("F", bound=Callable)
 
-__all__ = ["njit", "thread_safe_layer", "threads"]
+__all__ = ["kernel", "kernel_threads", "njit", "thread_safe_layer", "threads"]
+
+_pinned = threading.local()
 
 
 @cache
@@ -39,8 +41,44 @@ def thread_safe_layer() -> bool:
     return _layer() in ("omp", "tbb")
 
 
-def njit(fn: F | None = None, /, *, nogil: bool = True) -> F:
-    """``numba.njit(parallel=True, cache=True)`` with a serial fallback in unsafe threads."""
+@contextlib.contextmanager
+def _slp_vectorize() -> Iterator[None]:
+    """Compile with LLVM's SLP vectoriser (off by default in Numba), then restore the setting.
+
+    The compiler lock keeps other threads from compiling while the setting is changed.
+    """
+    from numba.core import config
+    from numba.core.compiler_lock import global_compiler_lock
+
+    with global_compiler_lock:
+        old = config.SLP_VECTORIZE
+        config.SLP_VECTORIZE = 1
+        try:
+            yield
+        finally:
+            config.SLP_VECTORIZE = old
+
+
+def _compiled(dispatcher, args: tuple, vectorize: bool):
+    if vectorize:
+        types = tuple(dispatcher.typeof_pyval(a) for a in args)
+        if types not in dispatcher.overloads:
+            with _slp_vectorize():
+                dispatcher.compile(types)
+    return dispatcher
+
+
+def kernel(fn: F) -> F:
+    """A serial kernel called from other kernels: cached, with fused multiply-adds."""
+    return numba.njit(fn, cache=True, nogil=True, fastmath={"contract"})
+
+
+def njit(fn: F | None = None, /, *, nogil: bool = True, vectorize: bool = False) -> F:
+    """``numba.njit(parallel=True, cache=True)`` with a serial fallback in unsafe threads.
+
+    ``vectorize=True`` compiles with LLVM's SLP vectoriser, which packs the scalar running sums
+    of the generated sparse kernels into vector registers.
+    """
 
     def decorate(f: F) -> F:
         parallel = numba.njit(f, parallel=True, cache=True, nogil=nogil)
@@ -49,8 +87,8 @@ def njit(fn: F | None = None, /, *, nogil: bool = True) -> F:
         @wraps(f)
         def call(*args):
             if threading.current_thread() is threading.main_thread() or thread_safe_layer():
-                return parallel(*args)
-            return serial(*args)
+                return _compiled(parallel, args, vectorize)(*args)
+            return _compiled(serial, args, vectorize)(*args)
 
         call.parallel = parallel  # type: ignore[attr-defined]
         call.serial = serial  # type: ignore[attr-defined]
@@ -64,11 +102,35 @@ def threads(n: int) -> Iterator[None]:
     """Run the kernels of this thread with ``n`` threads, then restore the previous count.
 
     Numba's thread count is thread-local, so this changes nothing for other threads and
-    nothing process-wide.
+    nothing process-wide. Inside, :func:`kernel_threads` keeps ``n`` (a dask task pinned to one
+    thread stays at one).
     """
     old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    outer = getattr(_pinned, "n", None)
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    _pinned.n = n
     try:
         yield
     finally:
         numba.set_num_threads(old)
+        _pinned.n = outer
+
+
+@contextlib.contextmanager
+def kernel_threads() -> Iterator[None]:
+    """The thread count for the engine's kernels: what :func:`threads` pinned in this thread,
+    else ``secact.settings.n_jobs`` (all cores when unset). A set ``n_jobs`` also limits BLAS
+    (through threadpoolctl) for the duration, and restores it afterwards."""
+    from .._settings import settings
+
+    pinned = getattr(_pinned, "n", None)
+    if pinned is not None:
+        yield
+        return
+    with threads(settings.threads), contextlib.ExitStack() as stack:
+        if settings.n_jobs is not None:
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(limits=settings.n_jobs, user_api="blas"))
+        yield

@@ -38,17 +38,24 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import ndtr
 
 from .._settings import settings
-from ._numba import njit
+from ._kernels import accumulate_moments, aligned_empty, gather_columns, sparse_project
+from ._numba import kernel_threads
+from ._sparse_kernels import G, PERMUTE, PROTEINS_PER_TILE
 from .params import Method
 from .ridge import RidgeModel
 
-__all__ = ["BlockStats", "Engine", "Method"]
+__all__ = ["DENSE_FROM", "DTYPES", "BlockStats", "Engine", "Method"]
+
+DTYPES = ("float64", "float32")
+
+#: Permutation blocks at least this dense (stored / all values) run on the dense path (BLAS), others
+#: on the sparse kernels; ``benchmarks/bench_engine.py --crossover`` measures where the two meet.
+DENSE_FROM = 0.5
 
 
 @dataclass
@@ -59,44 +66,6 @@ class BlockStats:
     se: np.ndarray
     zscore: np.ndarray
     pvalue: np.ndarray
-
-
-@njit
-def _sparse_project(indptr, indices, data, tt, out):  # pragma: no cover - compiled
-    m = indptr.shape[0] - 1
-    p = tt.shape[1]
-    for j in nb.prange(m):
-        for q in range(p):
-            out[j, q] = 0.0
-        for k in range(indptr[j], indptr[j + 1]):
-            g = indices[k]
-            v = data[k]
-            for q in range(p):
-                out[j, q] += v * tt[g, q]
-
-
-@njit
-def _sparse_permute(indptr, indices, data, tt, inv, trp, mu, sigma, c, beta, s1, s2, cnt):  # pragma: no cover
-    m = indptr.shape[0] - 1
-    p = tt.shape[1]
-    n_perm = inv.shape[0]
-    for j in nb.prange(m):
-        acc = np.empty(p)
-        absb = np.abs(beta[j])
-        for b in range(n_perm):
-            for q in range(p):
-                acc[q] = 0.0
-            for k in range(indptr[j], indptr[j + 1]):
-                g = inv[b, indices[k]]
-                v = data[k]
-                for q in range(p):
-                    acc[q] += v * tt[g, q]
-            for q in range(p):
-                x = (acc[q] - trp[b, q] - mu[j] * c[q]) / sigma[j]
-                s1[j, q] += x
-                s2[j, q] += x * x
-                if abs(x) >= absb[q]:
-                    cnt[j, q] += 1.0
 
 
 class Engine:
@@ -113,6 +82,17 @@ class Engine:
         ``"permutation"``.
     offset
         Per-gene value subtracted from every sample before scaling (``None``: nothing).
+    dtype
+        Precision of the permuted products: ``"float64"`` (exact, the default) or ``"float32"``
+        (about twice the speed; |delta z| below 1e-4). The observed beta, the moments over
+        permutations and everything else stay float64.
+
+    Notes
+    -----
+    Permutation blocks run on the dense path (standardised block, ``permutation_chunk_bytes``
+    of permuted copies at a time through one BLAS product, moments folded by a Numba kernel)
+    or on the sparse kernels (``_sparse_kernels``), whichever is faster for the block's
+    density (:data:`DENSE_FROM`); both give the same numbers to rounding.
     """
 
     def __init__(
@@ -122,9 +102,13 @@ class Engine:
         method: Method = "permutation",
         table: np.ndarray | None = None,
         offset: np.ndarray | None = None,
+        dtype: str = "float64",
     ) -> None:
         if method not in ("permutation", "analytic"):
             msg = f"method must be 'permutation' or 'analytic', got {method!r}."
+            raise ValueError(msg)
+        if dtype not in DTYPES:
+            msg = f"dtype must be one of {DTYPES}, got {dtype!r}."
             raise ValueError(msg)
         n = model.n_genes
         if method == "permutation":
@@ -134,33 +118,61 @@ class Engine:
         self.model = model
         self.method = method
         self.table = table
+        self.dtype = dtype
         self.offset = None if offset is None else np.ascontiguousarray(offset, dtype=np.float64)
         if self.offset is not None and self.offset.shape != (n,):
             msg = f"offset must have one value per overlap gene ({n}), got shape {self.offset.shape}."
             raise ValueError(msg)
-        self._inv: np.ndarray | None = None
-        self._trp: np.ndarray | None = None
+        self._sparse: tuple | None = None
+        self._tt: np.ndarray | None = None
 
-    # -- shared per-run constants, built lazily (only sparse permutation blocks need them) ----
-    def _sparse_perm_constants(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._inv is None:
+    # -- shared per-run constants, built lazily ---------------------------------------------------
+    def _products(self) -> np.ndarray:
+        """``Tt`` in the product precision (dense path)."""
+        if self._tt is None:
+            self._tt = np.ascontiguousarray(self.model.Tt, dtype=self.dtype)
+        return self._tt
+
+    def _sparse_constants(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Protein tiles of ``Tt``, the inverse table (genes x permutations padded to ``G``) and
+        ``T r[perm_b]`` for every permutation."""
+        if self._sparse is None:
             from .permutations import inverse_permutation_table
 
             table = self.table
-            self._inv = inverse_permutation_table(table)
+            tt = self.model.Tt
+            n, p = tt.shape
+            width = PROTEINS_PER_TILE[self.dtype]
+            n_tiles = -(-p // width)
+            tiles = aligned_empty((n_tiles, n, width), self.dtype)
+            padded = np.zeros((n, n_tiles * width), dtype=self.dtype)
+            padded[:, :p] = tt
+            tiles[:] = padded.reshape(n, n_tiles, width).transpose(1, 0, 2)
+            n_perm = table.shape[0]
+            inv = np.zeros((n, -(-n_perm // G) * G), dtype=np.int32)
+            inv[:, :n_perm] = inverse_permutation_table(table).T
             if self.offset is None:
-                self._trp = np.zeros((table.shape[0], self.model.n_proteins))
+                trp = np.zeros((n_perm, p))
             else:
-                # T r[perm_b] for every b: (B x n) @ (n x p)
-                self._trp = np.ascontiguousarray(self.offset[table] @ self.model.Tt)
-        return self._inv, self._trp
+                trp = np.ascontiguousarray(self.offset[table] @ tt)  # (B x n) @ (n x p)
+            self._sparse = (tiles, inv, trp)
+        return self._sparse
 
     # -- public --------------------------------------------------------------------------------
     def run(self, block: np.ndarray | sp.spmatrix | sp.sparray) -> BlockStats:
         """Statistics for one block (samples x overlap genes)."""
-        if sp.issparse(block):
-            return self._run_sparse(sp.csr_matrix(block))
-        return self._run_dense(np.asarray(block, dtype=np.float64))
+        sparse = sp.issparse(block)
+        if self.method == "permutation" and block.shape[0] and block.shape[1]:
+            stored = block.nnz if sparse else np.count_nonzero(block)
+            dense = stored >= DENSE_FROM * block.shape[0] * block.shape[1]
+            if sparse and dense:
+                block, sparse = block.toarray(), False
+            elif not sparse and not dense:
+                block, sparse = sp.csr_matrix(block), True
+        with kernel_threads():
+            if sparse:
+                return self._run_sparse(sp.csr_matrix(block))
+            return self._run_dense(np.asarray(block, dtype=np.float64))
 
     # -- dense ---------------------------------------------------------------------------------
     def _run_dense(self, a: np.ndarray) -> BlockStats:
@@ -171,25 +183,25 @@ class Engine:
         sigma = np.sqrt((centred * centred).sum(axis=1, keepdims=True) / (n - 1))
         with np.errstate(invalid="ignore", divide="ignore"):
             z = centred / sigma
-        tt = self.model.Tt
-        beta = z @ tt
+        beta = z @ self.model.Tt
         if self.method == "analytic":
             return self._analytic(beta, sigma.ravel())
         table = self.table
         n_perm = table.shape[0]
-        p = tt.shape[1]
-        s1 = np.zeros((m, p))
-        s2 = np.zeros((m, p))
-        cnt = np.zeros((m, p))
-        absb = np.abs(beta)[:, None, :]
-        step = max(1, settings.permutation_chunk_bytes // (8 * n * max(m, 1)))
+        p = beta.shape[1]
+        s1, s2, cnt = (np.zeros((m, p)) for _ in range(3))
+        tt = self._products()
+        zc = np.ascontiguousarray(z, dtype=self.dtype)
+        step = max(1, min(n_perm, settings.permutation_chunk_bytes // (tt.itemsize * n * max(m, 1))))
+        permuted = np.empty((m * step, n), dtype=self.dtype)
+        products = np.empty((m * step, p), dtype=self.dtype)
+        absb = np.abs(beta)
         for start in range(0, n_perm, step):
             idx = table[start : start + step]
-            zp = z[:, idx].reshape(m * idx.shape[0], n)
-            bp = (zp @ tt).reshape(m, idx.shape[0], p)
-            s1 += bp.sum(axis=1)
-            s2 += (bp * bp).sum(axis=1)
-            cnt += (np.abs(bp) >= absb).sum(axis=1)
+            rows = m * idx.shape[0]
+            gather_columns(zc, idx, permuted[:rows])
+            np.matmul(permuted[:rows], tt, out=products[:rows])
+            accumulate_moments(products[:rows], idx.shape[0], absb, s1, s2, cnt)
         return self._finish(beta, s1, s2, cnt, n_perm, sigma.ravel())
 
     # -- sparse --------------------------------------------------------------------------------
@@ -215,18 +227,17 @@ class Engine:
         var = (row_sq - n * mu * mu) / (n - 1)
         sigma = np.sqrt(np.maximum(var, 0.0))
         ta = np.empty((m, tt.shape[1]))
-        _sparse_project(indptr, indices, data, tt, ta)
+        sparse_project(indptr, indices, data, tt, ta)
         with np.errstate(invalid="ignore", divide="ignore"):
             beta = (ta - tr - mu[:, None] * c) / sigma[:, None]
         if self.method == "analytic":
             return self._analytic(beta, sigma)
-        inv, trp = self._sparse_perm_constants()
+        tiles, inv, trp = self._sparse_constants()
         p = tt.shape[1]
-        s1 = np.zeros((m, p))
-        s2 = np.zeros((m, p))
-        cnt = np.zeros((m, p))
-        _sparse_permute(indptr, indices, data, tt, inv, trp, mu, sigma, c, beta, s1, s2, cnt)
-        return self._finish(beta, s1, s2, cnt, inv.shape[0], sigma)
+        s1, s2, cnt = (np.zeros((m, p)) for _ in range(3))
+        values = data.astype(self.dtype, copy=False)
+        PERMUTE[self.dtype](indptr, indices, values, tiles, inv, trp, mu, sigma, c, np.abs(beta), s1, s2, cnt)
+        return self._finish(beta, s1, s2, cnt, trp.shape[0], sigma)
 
     # -- finishing -----------------------------------------------------------------------------
     def _analytic(self, beta: np.ndarray, sigma: np.ndarray) -> BlockStats:
