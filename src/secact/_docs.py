@@ -78,9 +78,11 @@ stats
     Statistics to keep, a subset of ``("beta", "se", "zscore", "pvalue")`` (default all four).
     Cell-level results of 10^6 cells x 1,170 proteins take 9.4 GB per statistic in float64.
 dtype
-    Storage type of cell-level results in ``obsm`` and the sidecar: ``"float64"`` (exact) or
-    ``"float32"`` (half the memory and disk; about 7 significant digits). Computations are
-    float64 either way."""
+    Precision of cell-level results: ``"float64"`` (exact, the default) or ``"float32"``:
+    results stored in float32 in ``obsm`` and the sidecar (half the memory and disk) and the
+    permuted products computed in single precision (about 1.5-2x faster; moments over
+    permutations stay float64; |delta z| below 1e-4 and the same calls at p < 0.05 on the test
+    data). Group-level results are always float64."""
 
 doc_run = """\
 key_added

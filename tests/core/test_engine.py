@@ -102,8 +102,9 @@ def small_problem():
 def test_dense_and_sparse_blocks_agree(small_problem, method, with_offset):
     model, values, offset = small_problem
     table = permutation_table(model.n_genes, 50, rng="mt19937") if method == "permutation" else None
-    engine = Engine(model, method=method, table=table, offset=offset if with_offset else None)
-    dense = engine.run(values)
+    kw = dict(method=method, table=table, offset=offset if with_offset else None)
+    engine = Engine(model, layout="sparse", **kw)
+    dense = Engine(model, layout="dense", **kw).run(values)
     for fmt in (sp.csr_matrix, sp.csc_matrix):
         sparse = engine.run(fmt(values))
         for key in ("beta", "se", "zscore", "pvalue"):
@@ -116,7 +117,7 @@ def test_dense_and_sparse_blocks_agree(small_problem, method, with_offset):
 def test_dense_engine_equals_explicit_permutation_loop(small_problem):
     model, values, offset = small_problem
     table = permutation_table(model.n_genes, 30, rng="srand")
-    stats = Engine(model, table=table, offset=offset).run(values)
+    stats = Engine(model, table=table, offset=offset, layout="dense").run(values)
     z = zscore_columns((values - offset).T)  # genes x samples, like R
     beta = model.T @ z
     perms = np.stack([model.T @ z[row] for row in table])
@@ -146,3 +147,7 @@ def test_engine_rejects_bad_arguments(small_problem):
         Engine(model, method="permutation")
     with pytest.raises(ValueError, match="offset"):
         Engine(model, method="analytic", offset=np.zeros(3))
+    with pytest.raises(ValueError, match="dtype"):
+        Engine(model, method="analytic", dtype="float16")
+    with pytest.raises(ValueError, match="layout"):
+        Engine(model, method="analytic", layout="csr")

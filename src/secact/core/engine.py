@@ -86,6 +86,9 @@ class Engine:
         Precision of the permuted products: ``"float64"`` (exact, the default) or ``"float32"``
         (about twice the speed; |delta z| below 1e-4). The observed beta, the moments over
         permutations and everything else stay float64.
+    layout
+        ``"auto"`` (by density, see Notes), or force the ``"dense"`` or ``"sparse"`` path for
+        permutation blocks.
 
     Notes
     -----
@@ -103,13 +106,22 @@ class Engine:
         table: np.ndarray | None = None,
         offset: np.ndarray | None = None,
         dtype: str = "float64",
+        layout: str = "auto",
     ) -> None:
         if method not in ("permutation", "analytic"):
             msg = f"method must be 'permutation' or 'analytic', got {method!r}."
             raise ValueError(msg)
-        if dtype not in DTYPES:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = None
+        if name not in DTYPES:
             msg = f"dtype must be one of {DTYPES}, got {dtype!r}."
             raise ValueError(msg)
+        if layout not in ("auto", "dense", "sparse"):
+            msg = f"layout must be 'auto', 'dense' or 'sparse', got {layout!r}."
+            raise ValueError(msg)
+        self.layout = layout
         n = model.n_genes
         if method == "permutation":
             if table is None or table.ndim != 2 or table.shape[1] != n:
@@ -118,7 +130,7 @@ class Engine:
         self.model = model
         self.method = method
         self.table = table
-        self.dtype = dtype
+        self.dtype = name
         self.offset = None if offset is None else np.ascontiguousarray(offset, dtype=np.float64)
         if self.offset is not None and self.offset.shape != (n,):
             msg = f"offset must have one value per overlap gene ({n}), got shape {self.offset.shape}."
@@ -163,8 +175,11 @@ class Engine:
         """Statistics for one block (samples x overlap genes)."""
         sparse = sp.issparse(block)
         if self.method == "permutation" and block.shape[0] and block.shape[1]:
-            stored = block.nnz if sparse else np.count_nonzero(block)
-            dense = stored >= DENSE_FROM * block.shape[0] * block.shape[1]
+            if self.layout == "auto":
+                stored = block.nnz if sparse else np.count_nonzero(block)
+                dense = stored >= DENSE_FROM * block.shape[0] * block.shape[1]
+            else:
+                dense = self.layout == "dense"
             if sparse and dense:
                 block, sparse = block.toarray(), False
             elif not sparse and not dense:

@@ -78,9 +78,10 @@ class Plan:
     table: np.ndarray | None
     params: dict = field(default_factory=dict)
 
-    def engine(self, offset: np.ndarray | None = None) -> Engine:
-        """An engine for blocks restricted to ``gene_index`` (with an optional per-gene offset)."""
-        return Engine(self.model, method=self.options.method, table=self.table, offset=offset)
+    def engine(self, offset: np.ndarray | None = None, *, dtype: str = "float64") -> Engine:
+        """An engine for blocks restricted to ``gene_index`` (with an optional per-gene offset
+        and the precision of the permuted products)."""
+        return Engine(self.model, method=self.options.method, table=self.table, offset=offset, dtype=dtype)
 
     def expand(self, values: np.ndarray) -> np.ndarray:
         """Samples x model columns -> samples x output proteins."""
