@@ -84,7 +84,7 @@ def permute_{name}(indptr, indices, data, tiles, inv, trp, mu, sigma, c, absb, s
             continue
         lo = indptr[j]
         nnz = indptr[j + 1] - lo
-        pos = np.empty((nbb, nnz, G), dtype=np.int32)
+        pos = np.empty((nbb, nnz, G), dtype=inv.dtype)
         for k in range(nnz):
             row = inv[indices[lo + k]]
             for bb in range(nbb):

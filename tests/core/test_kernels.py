@@ -101,7 +101,9 @@ def test_float32_products_within_stated_accuracy(problem, layout):
     model, values, centre = problem
     table = permutation_table(model.n_genes, 1000, rng="mt19937")
     exact = Engine(model, table=table, offset=centre, layout=layout).run(sp.csr_matrix(values))
-    fast = Engine(model, table=table, offset=centre, layout=layout, dtype="float32").run(sp.csr_matrix(values))
+    fast = Engine(model, table=table, offset=centre, layout=layout, dtype="float32").run(
+        sp.csr_matrix(values)
+    )
     assert fast.zscore.dtype == np.float64
     assert np.nanmax(np.abs(fast.zscore - exact.zscore)) <= 1e-4
     np.testing.assert_array_equal(fast.beta, exact.beta)  # the observed beta stays float64
@@ -133,7 +135,12 @@ def test_kernels_restore_thread_settings(problem):
     original = engine._run_dense
 
     def spy(a):
-        seen.append((numba.get_num_threads(), [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]))
+        seen.append(
+            (
+                numba.get_num_threads(),
+                [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"],
+            )
+        )
         return original(a)
 
     engine._run_dense = spy
@@ -150,4 +157,6 @@ def test_generated_kernels_are_up_to_date():
     if not script.exists():  # pragma: no cover - installed without the source tree
         pytest.skip("tools/ is not part of an installed package")
     proc = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
-    assert proc.returncode == 0, "src/secact/core/_sparse_kernels.py is stale: run tools/gen_sparse_kernels.py"
+    assert proc.returncode == 0, (
+        "src/secact/core/_sparse_kernels.py is stale: run tools/gen_sparse_kernels.py"
+    )

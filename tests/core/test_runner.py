@@ -120,3 +120,26 @@ def test_settings_validate_and_override():
     with secact.settings.override(batch_size=7):
         assert secact.settings.batch_size == 7
     assert secact.settings.batch_size == before
+
+
+@pytest.mark.parametrize("executor", ["serial", "background"])
+def test_kernels_in_a_run_use_n_jobs_threads(executor):
+    import numba
+
+    before = numba.get_num_threads()
+    seen = []
+
+    def fn(block, start):
+        seen.append(numba.get_num_threads())
+        return block
+
+    items = [(i, i + 1, np.zeros(1)) for i in range(3)]
+    with secact.settings.override(n_jobs=1):
+        runner.run(items, fn, lambda a, b, r: None, executor=executor, progress=False)
+    assert seen == [1, 1, 1]
+    assert numba.get_num_threads() == before
+    if numba.config.NUMBA_NUM_THREADS > 1:
+        seen.clear()
+        with secact.settings.override(n_jobs=2):
+            runner.run(items, fn, lambda a, b, r: None, executor=executor, progress=False)
+        assert seen == [2, 2, 2]

@@ -258,7 +258,7 @@ def permute_f64(indptr, indices, data, tiles, inv, trp, mu, sigma, c, absb, s1, 
             continue
         lo = indptr[j]
         nnz = indptr[j + 1] - lo
-        pos = np.empty((nbb, nnz, G), dtype=np.int32)
+        pos = np.empty((nbb, nnz, G), dtype=inv.dtype)
         for k in range(nnz):
             row = inv[indices[lo + k]]
             for bb in range(nbb):
@@ -699,7 +699,7 @@ def permute_f32(indptr, indices, data, tiles, inv, trp, mu, sigma, c, absb, s1, 
             continue
         lo = indptr[j]
         nnz = indptr[j + 1] - lo
-        pos = np.empty((nbb, nnz, G), dtype=np.int32)
+        pos = np.empty((nbb, nnz, G), dtype=inv.dtype)
         for k in range(nnz):
             row = inv[indices[lo + k]]
             for bb in range(nbb):

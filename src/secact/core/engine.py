@@ -45,7 +45,7 @@ from scipy.special import ndtr
 from .._settings import settings
 from ._kernels import accumulate_moments, aligned_empty, gather_columns, sparse_project
 from ._numba import kernel_threads
-from ._sparse_kernels import G, PERMUTE, PROTEINS_PER_TILE
+from ._sparse_kernels import PERMUTE, PROTEINS_PER_TILE, G
 from .params import Method
 from .ridge import RidgeModel
 
@@ -55,7 +55,7 @@ DTYPES = ("float64", "float32")
 
 #: Permutation blocks at least this dense (stored / all values) run on the dense path (BLAS), others
 #: on the sparse kernels; ``benchmarks/bench_engine.py --crossover`` measures where the two meet.
-DENSE_FROM = 0.5
+DENSE_FROM = 0.35
 
 
 @dataclass

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 from .._settings import settings
-from ._numba import threads
+from ._numba import kernel_threads, threads
 
 __all__ = ["Executor", "run"]
 
@@ -54,15 +54,18 @@ def run(
 
     Results reach ``sink`` in the order of ``items`` whatever the executor. An exception in
     ``fn`` or ``sink`` stops the run (pending work is cancelled) and is raised here.
-    ``progress`` shows a bar counting ``stop - start`` up to ``total``.
+    ``progress`` shows a bar counting ``stop - start`` up to ``total``. Kernels called by ``fn``
+    use ``secact.settings.n_jobs`` threads (one per task on dask).
     """
     sink = _with_progress(sink, progress, total, desc, unit)
     try:
         if executor == "serial":
-            for start, stop, block in items:
-                sink(start, stop, fn(block, start))
+            with kernel_threads():
+                for start, stop, block in items:
+                    sink(start, stop, fn(block, start))
         elif executor == "background":
-            _run_background(items, fn, sink)
+            with kernel_threads():
+                _run_background(items, fn, sink)
         elif executor == "dask":
             _run_dask(items, fn, sink)
         else:

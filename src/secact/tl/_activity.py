@@ -198,7 +198,9 @@ def activity(
             )
         columns, sub_map = gmap.restrict(plan.gene_index)
         prepare = pipeline.Prepare(sub_map, input, sf, library)
-        job = pipeline.BlockJob(plan.engine(offset, dtype=store_dtype), prepare, plan.row_index, stats, store_dtype)
+        job = pipeline.BlockJob(
+            plan.engine(offset, dtype=store_dtype), prepare, plan.row_index, stats, store_dtype
+        )
         entry = res.cells_entry(params, plan.proteins, stats, store_dtype, out=out)
         if out is not None:
             uns = {key_added: {"cells": entry}}
