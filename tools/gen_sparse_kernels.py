@@ -95,6 +95,37 @@ def permute_{name}(indptr, indices, data, tiles, inv, trp, mu, sigma, c, absb, s
 '''
 
 
+PROJECT = '''
+
+@njit(vectorize=True, fastmath=True)
+def project_{name}(indptr, indices, data, tiles, out):  # pragma: no cover
+    """``out = A @ Tt`` for a CSR block ``A`` (``Tt`` as protein tiles; even and odd stored
+    genes summed apart, then added)."""
+    m = indptr.shape[0] - 1
+    ntile = tiles.shape[0]
+    n_cols = out.shape[1]
+    for t in range(ntile):
+        tile = tiles[t]
+        for j in nb.prange(m):
+            lo = indptr[j]
+            hi = indptr[j + 1]
+{init}
+            k = lo
+            while k + 1 < hi:
+                v = data[k]
+                w = data[k + 1]
+                r = tile[indices[k]]
+                s = tile[indices[k + 1]]
+{body}
+                k += 2
+            if k < hi:
+                v = data[k]
+                r = tile[indices[k]]
+{tail}
+{store}
+'''
+
+
 def render() -> str:
     out = [HEADER.format(G=G)]
     for name, (pt, zero) in VARIANTS.items():
@@ -108,6 +139,27 @@ def render() -> str:
         for g in range(G):
             store += [" " * 12 + f"sums[{g}, {q}] = {names[g][q]}" for q in range(pt)]
         out.append(CELL.format(name=name, pt=pt, init=init, body="\n".join(body), store="\n".join(store)))
+    pt, zero = VARIANTS["f64"]
+    even = [f"e{q}" for q in range(pt)]
+    odd = [f"o{q}" for q in range(pt)]
+    out.append(
+        PROJECT.format(
+            name="f64",
+            init="\n".join(" " * 12 + f"{a} = {zero}" for a in even + odd),
+            body="\n".join(
+                [" " * 16 + f"{even[q]} += v * r[{q}]" for q in range(pt)]
+                + [" " * 16 + f"{odd[q]} += w * s[{q}]" for q in range(pt)]
+            ),
+            tail="\n".join(" " * 16 + f"{even[q]} += v * r[{q}]" for q in range(pt)),
+            store="\n".join(
+                " " * 12
+                + f"if t * {pt} + {q} < n_cols:\n"
+                + " " * 16
+                + f"out[j, t * {pt} + {q}] = {even[q]} + {odd[q]}"
+                for q in range(pt)
+            ),
+        )
+    )
     tiles = ", ".join(f'"{dtype}": {VARIANTS[name][0]}' for dtype, name in DTYPES.items())
     kernels = ", ".join(f'"{dtype}": permute_{name}' for dtype, name in DTYPES.items())
     out.append(f"\n\nPROTEINS_PER_TILE = {{{tiles}}}\nPERMUTE = {{{kernels}}}\n")

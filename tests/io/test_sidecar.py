@@ -118,3 +118,53 @@ def test_sidecar_rejects_none_in_lists(tmp_path):
     with pytest.raises(ValueError, match="None"):
         SidecarWriter(tmp_path / "r.h5ad", pd.Index(["a"]), pd.Index(["p"]), uns={"genes": ["A", None]})
     assert os.listdir(tmp_path) == []
+
+
+def _write_rows_in_child(target, start, values):
+    """Run in another process: write rows through a pickled RowTarget."""
+    return target.write(start, {"zscore": values, "beta": 2 * values})
+
+
+def test_rows_written_by_other_processes(tmp_path):
+    """Workers (here: a process pool) write their rows straight into the partial file."""
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    values = np.arange(10 * 3, dtype=float).reshape(10, 3)
+    out = tmp_path / "side.h5ad"
+    with SidecarWriter(
+        out, pd.Index([f"c{i}" for i in range(10)]), pd.Index(list("abc")), layers=["beta"]
+    ) as w:
+        target = pickle.loads(pickle.dumps(w.target))
+        with ProcessPoolExecutor(2) as pool:
+            done = list(pool.map(_write_rows_in_child, [target] * 2, [0, 4], [values[:4], values[4:]]))
+        assert done == [True, True]
+        w.write(0, 4, None)
+        w.write(4, 10, None)
+        with pytest.raises(ValueError, match="overlap"):
+            w.write(3, 5, None)
+    back = ad.read_h5ad(out)
+    np.testing.assert_array_equal(back.X, values)
+    np.testing.assert_array_equal(back.layers["beta"], 2 * values)
+
+
+def test_row_target_refuses_another_file(tmp_path):
+    from secact.io import WriteRows
+
+    out = tmp_path / "side.h5ad"
+    with SidecarWriter(out, pd.Index(["c0", "c1"]), pd.Index(["a"]), layers=[]) as w:
+        target = w.target
+        stats = {"zscore": np.ones((2, 1))}
+        elsewhere = type(target)(str(tmp_path / "missing.h5ad"), target.identity, target.offsets, 8, "<f8")
+        assert elsewhere.write(0, stats) is False
+        other = tmp_path / "other.h5ad"
+        other.write_bytes(b"\0" * 4096)
+        impostor = type(target)(str(other), target.identity, target.offsets, 8, "<f8")
+        assert impostor.write(0, stats) is False
+        assert other.read_bytes() == b"\0" * 4096
+        job = WriteRows(lambda block, start: {"zscore": block}, elsewhere)
+        returned = job(np.full((2, 1), 3.0), 0)  # not reachable: the rows come back
+        np.testing.assert_array_equal(returned["zscore"], 3.0)
+        w.write(0, 2, returned)
+        assert WriteRows(lambda block, start: {"zscore": block}, target)(np.ones((1, 1)), 1) is None
+    np.testing.assert_array_equal(ad.read_h5ad(out).X, [[3.0], [1.0]])

@@ -8,22 +8,7 @@ import numpy as np
 
 from ._numba import njit
 
-__all__ = ["accumulate_moments", "aligned_empty", "gather_columns", "sparse_project"]
-
-
-@njit
-def sparse_project(indptr, indices, data, tt, out):  # pragma: no cover - compiled
-    """``out = A @ tt`` for a CSR block ``A``."""
-    m = indptr.shape[0] - 1
-    p = tt.shape[1]
-    for j in nb.prange(m):
-        for q in range(p):
-            out[j, q] = 0.0
-        for k in range(indptr[j], indptr[j + 1]):
-            g = indices[k]
-            v = data[k]
-            for q in range(p):
-                out[j, q] += v * tt[g, q]
+__all__ = ["accumulate_moments", "aligned_empty", "gather_columns"]
 
 
 @njit

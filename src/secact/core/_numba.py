@@ -73,16 +73,18 @@ def kernel(fn: F) -> F:
     return numba.njit(fn, cache=True, nogil=True, fastmath={"contract"})
 
 
-def njit(fn: F | None = None, /, *, nogil: bool = True, vectorize: bool = False) -> F:
+def njit(fn: F | None = None, /, *, nogil: bool = True, vectorize: bool = False, fastmath: bool = False) -> F:
     """``numba.njit(parallel=True, cache=True)`` with a serial fallback in unsafe threads.
 
     ``vectorize=True`` compiles with LLVM's SLP vectoriser, which packs the scalar running sums
-    of the generated sparse kernels into vector registers.
+    of the generated sparse kernels into vector registers; ``fastmath=True`` only allows fused
+    multiply-adds (``contract``), nothing that changes results beyond rounding.
     """
 
     def decorate(f: F) -> F:
-        parallel = numba.njit(f, parallel=True, cache=True, nogil=nogil)
-        serial = numba.njit(f, parallel=False, cache=True, nogil=nogil)
+        flags = {"fastmath": {"contract"}} if fastmath else {}
+        parallel = numba.njit(f, parallel=True, cache=True, nogil=nogil, **flags)
+        serial = numba.njit(f, parallel=False, cache=True, nogil=nogil, **flags)
 
         @wraps(f)
         def call(*args):

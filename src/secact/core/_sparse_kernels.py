@@ -709,5 +709,85 @@ def permute_f32(indptr, indices, data, tiles, inv, trp, mu, sigma, c, absb, s1, 
         _cell_f32(vals, pos, tiles, trp, mu[j], sigma[j], c, absb[j], s1[j], s2[j], cnt[j], n_perm, n_cols)
 
 
+@njit(vectorize=True, fastmath=True)
+def project_f64(indptr, indices, data, tiles, out):  # pragma: no cover
+    """``out = A @ Tt`` for a CSR block ``A`` (``Tt`` as protein tiles; even and odd stored
+    genes summed apart, then added)."""
+    m = indptr.shape[0] - 1
+    ntile = tiles.shape[0]
+    n_cols = out.shape[1]
+    for t in range(ntile):
+        tile = tiles[t]
+        for j in nb.prange(m):
+            lo = indptr[j]
+            hi = indptr[j + 1]
+            e0 = 0.0
+            e1 = 0.0
+            e2 = 0.0
+            e3 = 0.0
+            e4 = 0.0
+            e5 = 0.0
+            e6 = 0.0
+            e7 = 0.0
+            o0 = 0.0
+            o1 = 0.0
+            o2 = 0.0
+            o3 = 0.0
+            o4 = 0.0
+            o5 = 0.0
+            o6 = 0.0
+            o7 = 0.0
+            k = lo
+            while k + 1 < hi:
+                v = data[k]
+                w = data[k + 1]
+                r = tile[indices[k]]
+                s = tile[indices[k + 1]]
+                e0 += v * r[0]
+                e1 += v * r[1]
+                e2 += v * r[2]
+                e3 += v * r[3]
+                e4 += v * r[4]
+                e5 += v * r[5]
+                e6 += v * r[6]
+                e7 += v * r[7]
+                o0 += w * s[0]
+                o1 += w * s[1]
+                o2 += w * s[2]
+                o3 += w * s[3]
+                o4 += w * s[4]
+                o5 += w * s[5]
+                o6 += w * s[6]
+                o7 += w * s[7]
+                k += 2
+            if k < hi:
+                v = data[k]
+                r = tile[indices[k]]
+                e0 += v * r[0]
+                e1 += v * r[1]
+                e2 += v * r[2]
+                e3 += v * r[3]
+                e4 += v * r[4]
+                e5 += v * r[5]
+                e6 += v * r[6]
+                e7 += v * r[7]
+            if t * 8 + 0 < n_cols:
+                out[j, t * 8 + 0] = e0 + o0
+            if t * 8 + 1 < n_cols:
+                out[j, t * 8 + 1] = e1 + o1
+            if t * 8 + 2 < n_cols:
+                out[j, t * 8 + 2] = e2 + o2
+            if t * 8 + 3 < n_cols:
+                out[j, t * 8 + 3] = e3 + o3
+            if t * 8 + 4 < n_cols:
+                out[j, t * 8 + 4] = e4 + o4
+            if t * 8 + 5 < n_cols:
+                out[j, t * 8 + 5] = e5 + o5
+            if t * 8 + 6 < n_cols:
+                out[j, t * 8 + 6] = e6 + o6
+            if t * 8 + 7 < n_cols:
+                out[j, t * 8 + 7] = e7 + o7
+
+
 PROTEINS_PER_TILE = {"float64": 8, "float32": 16}
 PERMUTE = {"float64": permute_f64, "float32": permute_f32}

@@ -43,9 +43,9 @@ import scipy.sparse as sp
 from scipy.special import ndtr
 
 from .._settings import settings
-from ._kernels import accumulate_moments, aligned_empty, gather_columns, sparse_project
+from ._kernels import accumulate_moments, aligned_empty, gather_columns
 from ._numba import kernel_threads
-from ._sparse_kernels import PERMUTE, PROTEINS_PER_TILE, G
+from ._sparse_kernels import PERMUTE, PROTEINS_PER_TILE, G, project_f64
 from .params import Method
 from .ridge import RidgeModel
 
@@ -137,6 +137,7 @@ class Engine:
             raise ValueError(msg)
         self._sparse: tuple | None = None
         self._tt: np.ndarray | None = None
+        self._tiles: dict[str, np.ndarray] = {}
 
     # -- shared per-run constants, built lazily ---------------------------------------------------
     def _products(self) -> np.ndarray:
@@ -144,6 +145,20 @@ class Engine:
         if self._tt is None:
             self._tt = np.ascontiguousarray(self.model.Tt, dtype=self.dtype)
         return self._tt
+
+    def _protein_tiles(self, dtype: str) -> np.ndarray:
+        """``Tt`` cut into tiles of one 64-byte row per gene (``tiles x genes x width``)."""
+        if dtype not in self._tiles:
+            tt = self.model.Tt
+            n, p = tt.shape
+            width = PROTEINS_PER_TILE[dtype]
+            n_tiles = -(-p // width)
+            tiles = aligned_empty((n_tiles, n, width), dtype)
+            padded = np.zeros((n, n_tiles * width), dtype=dtype)
+            padded[:, :p] = tt
+            tiles[:] = padded.reshape(n, n_tiles, width).transpose(1, 0, 2)
+            self._tiles[dtype] = tiles
+        return self._tiles[dtype]
 
     def _sparse_constants(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Protein tiles of ``Tt``, the inverse table (genes x permutations padded to ``G``) and
@@ -154,12 +169,7 @@ class Engine:
             table = self.table
             tt = self.model.Tt
             n, p = tt.shape
-            width = PROTEINS_PER_TILE[self.dtype]
-            n_tiles = -(-p // width)
-            tiles = aligned_empty((n_tiles, n, width), self.dtype)
-            padded = np.zeros((n, n_tiles * width), dtype=self.dtype)
-            padded[:, :p] = tt
-            tiles[:] = padded.reshape(n, n_tiles, width).transpose(1, 0, 2)
+            tiles = self._protein_tiles(self.dtype)
             n_perm = table.shape[0]
             inv = np.zeros((n, -(-n_perm // G) * G), dtype=np.int32)
             inv[:, :n_perm] = inverse_permutation_table(table).T
@@ -242,7 +252,7 @@ class Engine:
         var = (row_sq - n * mu * mu) / (n - 1)
         sigma = np.sqrt(np.maximum(var, 0.0))
         ta = np.empty((m, tt.shape[1]))
-        sparse_project(indptr, indices, data, tt, ta)
+        project_f64(indptr, indices, data, self._protein_tiles("float64"), ta)
         with np.errstate(invalid="ignore", divide="ignore"):
             beta = (ta - tr - mu[:, None] * c) / sigma[:, None]
         if self.method == "analytic":

@@ -16,7 +16,7 @@ from ..core import pipeline
 from ..core.params import InferenceParams
 from ..core.plan import make_plan
 from ..datasets._signatures import SIGNATURES, _signature
-from ..io import SidecarWriter, resolve
+from ..io import SidecarWriter, WriteRows, resolve
 from ..pp._symbols import gene_map
 from ._common import check_batch_size, gene_names, group_codes, reference_mask, results_target, write_atomic
 
@@ -213,9 +213,11 @@ def activity(
                 layers=[s for s in stats if s != res.x_stat(stats)],
                 dtype=store_dtype,
             ) as writer:
+                # dask workers that see the file write their rows into it themselves
+                fn = WriteRows(job, writer.target) if source.executor == "dask" else job
                 pipeline.cell_activity(
                     source,
-                    job,
+                    fn,
                     writer.write,
                     columns=columns,
                     batch_size=batch,
