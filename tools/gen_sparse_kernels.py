@@ -43,41 +43,30 @@ G = {G}
 CELL = '''
 
 @kernel
-def _cell_{name}(vals, pos, tiles, trp, mu, sigma, c, absb, s1, s2, cnt, n_perm, n_cols):  # pragma: no cover
+def _cell_{name}(vals, pos, tiles, trp, mu, sigma, c, absb, s1, s2, cnt, n_perm):  # pragma: no cover
     ntile = tiles.shape[0]
     nbb = pos.shape[0]
     nnz = vals.shape[0]
-    sums = np.empty((G, {pt}))
     for t in range(ntile):
         tile = tiles[t]
+        base = t * {pt}
+{tile_init}
         for bb in range(nbb):
             pb = pos[bb]
 {init}
             for k in range(nnz):
                 v = vals[k]
 {body}
-{store}
-            for g in range(G):
-                b = bb * G + g
-                if b >= n_perm:
-                    break
-                for q in range({pt}):
-                    col = t * {pt} + q
-                    if col >= n_cols:
-                        break
-                    x = (sums[g, q] - trp[b, col] - mu * c[col]) / sigma
-                    s1[col] += x
-                    s2[col] += x * x
-                    if abs(x) >= absb[col]:
-                        cnt[col] += 1.0
+{fold}
+{tile_store}
 
 
 @njit(vectorize=True)
 def permute_{name}(indptr, indices, data, tiles, inv, trp, mu, sigma, c, absb, s1, s2, cnt):  # pragma: no cover
-    """Permutation moments of the cells of a CSR block (``inv``: genes x padded permutations)."""
+    """Permutation moments of the cells of a CSR block (``inv``: genes x permutations padded to
+    ``G``; ``trp``, ``c``, ``absb`` and the moments: proteins padded to whole tiles)."""
     m = indptr.shape[0] - 1
     n_perm = trp.shape[0]
-    n_cols = c.shape[0]
     nbb = inv.shape[1] // G
     for j in nb.prange(m):
         if not sigma[j] > 0:
@@ -91,7 +80,7 @@ def permute_{name}(indptr, indices, data, tiles, inv, trp, mu, sigma, c, absb, s
                 for g in range(G):
                     pos[bb, k, g] = row[bb * G + g]
         vals = data[lo : lo + nnz]
-        _cell_{name}(vals, pos, tiles, trp, mu[j], sigma[j], c, absb[j], s1[j], s2[j], cnt[j], n_perm, n_cols)
+        _cell_{name}(vals, pos, tiles, trp, mu[j], sigma[j], c, absb[j], s1[j], s2[j], cnt[j], n_perm)
 '''
 
 
@@ -135,10 +124,49 @@ def render() -> str:
         for g in range(G):
             body.append(" " * 16 + f"r = tile[pb[k, {g}]]")
             body += [" " * 16 + f"{names[g][q]} += v * r[{q}]" for q in range(pt)]
-        store = []
+        ind = " " * 12
+        tile_init = "\n".join(
+            " " * 8 + line
+            for q in range(pt)
+            for line in (
+                f"m1_{q} = 0.0",
+                f"m2_{q} = 0.0",
+                f"n_{q} = 0.0",
+                f"mc_{q} = mu * c[base + {q}]",
+                f"ab_{q} = absb[base + {q}]",
+            )
+        )
+        fold = []
         for g in range(G):
-            store += [" " * 12 + f"sums[{g}, {q}] = {names[g][q]}" for q in range(pt)]
-        out.append(CELL.format(name=name, pt=pt, init=init, body="\n".join(body), store="\n".join(store)))
+            fold.append(ind + f"if bb * G + {g} < n_perm:")
+            fold.append(ind + f"    tb = trp[bb * G + {g}]")
+            for q in range(pt):
+                fold += [
+                    ind + f"    x = ({names[g][q]} - tb[base + {q}] - mc_{q}) / sigma",
+                    ind + f"    m1_{q} += x",
+                    ind + f"    m2_{q} += x * x",
+                    ind + f"    n_{q} += 1.0 if abs(x) >= ab_{q} else 0.0",
+                ]
+        tile_store = "\n".join(
+            " " * 8 + line
+            for q in range(pt)
+            for line in (
+                f"s1[base + {q}] += m1_{q}",
+                f"s2[base + {q}] += m2_{q}",
+                f"cnt[base + {q}] += n_{q}",
+            )
+        )
+        out.append(
+            CELL.format(
+                name=name,
+                pt=pt,
+                init=init,
+                body="\n".join(body),
+                fold="\n".join(fold),
+                tile_init=tile_init,
+                tile_store=tile_store,
+            )
+        )
     pt, zero = VARIANTS["f64"]
     even = [f"e{q}" for q in range(pt)]
     odd = [f"o{q}" for q in range(pt)]

@@ -20,13 +20,53 @@ G = 8
 
 
 @kernel
-def _cell_f64(vals, pos, tiles, trp, mu, sigma, c, absb, s1, s2, cnt, n_perm, n_cols):  # pragma: no cover
+def _cell_f64(vals, pos, tiles, trp, mu, sigma, c, absb, s1, s2, cnt, n_perm):  # pragma: no cover
     ntile = tiles.shape[0]
     nbb = pos.shape[0]
     nnz = vals.shape[0]
-    sums = np.empty((G, 8))
     for t in range(ntile):
         tile = tiles[t]
+        base = t * 8
+        m1_0 = 0.0
+        m2_0 = 0.0
+        n_0 = 0.0
+        mc_0 = mu * c[base + 0]
+        ab_0 = absb[base + 0]
+        m1_1 = 0.0
+        m2_1 = 0.0
+        n_1 = 0.0
+        mc_1 = mu * c[base + 1]
+        ab_1 = absb[base + 1]
+        m1_2 = 0.0
+        m2_2 = 0.0
+        n_2 = 0.0
+        mc_2 = mu * c[base + 2]
+        ab_2 = absb[base + 2]
+        m1_3 = 0.0
+        m2_3 = 0.0
+        n_3 = 0.0
+        mc_3 = mu * c[base + 3]
+        ab_3 = absb[base + 3]
+        m1_4 = 0.0
+        m2_4 = 0.0
+        n_4 = 0.0
+        mc_4 = mu * c[base + 4]
+        ab_4 = absb[base + 4]
+        m1_5 = 0.0
+        m2_5 = 0.0
+        n_5 = 0.0
+        mc_5 = mu * c[base + 5]
+        ab_5 = absb[base + 5]
+        m1_6 = 0.0
+        m2_6 = 0.0
+        n_6 = 0.0
+        mc_6 = mu * c[base + 6]
+        ab_6 = absb[base + 6]
+        m1_7 = 0.0
+        m2_7 = 0.0
+        n_7 = 0.0
+        mc_7 = mu * c[base + 7]
+        ab_7 = absb[base + 7]
         for bb in range(nbb):
             pb = pos[bb]
             a0_0 = 0.0
@@ -167,91 +207,310 @@ def _cell_f64(vals, pos, tiles, trp, mu, sigma, c, absb, s1, s2, cnt, n_perm, n_
                 a7_5 += v * r[5]
                 a7_6 += v * r[6]
                 a7_7 += v * r[7]
-            sums[0, 0] = a0_0
-            sums[0, 1] = a0_1
-            sums[0, 2] = a0_2
-            sums[0, 3] = a0_3
-            sums[0, 4] = a0_4
-            sums[0, 5] = a0_5
-            sums[0, 6] = a0_6
-            sums[0, 7] = a0_7
-            sums[1, 0] = a1_0
-            sums[1, 1] = a1_1
-            sums[1, 2] = a1_2
-            sums[1, 3] = a1_3
-            sums[1, 4] = a1_4
-            sums[1, 5] = a1_5
-            sums[1, 6] = a1_6
-            sums[1, 7] = a1_7
-            sums[2, 0] = a2_0
-            sums[2, 1] = a2_1
-            sums[2, 2] = a2_2
-            sums[2, 3] = a2_3
-            sums[2, 4] = a2_4
-            sums[2, 5] = a2_5
-            sums[2, 6] = a2_6
-            sums[2, 7] = a2_7
-            sums[3, 0] = a3_0
-            sums[3, 1] = a3_1
-            sums[3, 2] = a3_2
-            sums[3, 3] = a3_3
-            sums[3, 4] = a3_4
-            sums[3, 5] = a3_5
-            sums[3, 6] = a3_6
-            sums[3, 7] = a3_7
-            sums[4, 0] = a4_0
-            sums[4, 1] = a4_1
-            sums[4, 2] = a4_2
-            sums[4, 3] = a4_3
-            sums[4, 4] = a4_4
-            sums[4, 5] = a4_5
-            sums[4, 6] = a4_6
-            sums[4, 7] = a4_7
-            sums[5, 0] = a5_0
-            sums[5, 1] = a5_1
-            sums[5, 2] = a5_2
-            sums[5, 3] = a5_3
-            sums[5, 4] = a5_4
-            sums[5, 5] = a5_5
-            sums[5, 6] = a5_6
-            sums[5, 7] = a5_7
-            sums[6, 0] = a6_0
-            sums[6, 1] = a6_1
-            sums[6, 2] = a6_2
-            sums[6, 3] = a6_3
-            sums[6, 4] = a6_4
-            sums[6, 5] = a6_5
-            sums[6, 6] = a6_6
-            sums[6, 7] = a6_7
-            sums[7, 0] = a7_0
-            sums[7, 1] = a7_1
-            sums[7, 2] = a7_2
-            sums[7, 3] = a7_3
-            sums[7, 4] = a7_4
-            sums[7, 5] = a7_5
-            sums[7, 6] = a7_6
-            sums[7, 7] = a7_7
-            for g in range(G):
-                b = bb * G + g
-                if b >= n_perm:
-                    break
-                for q in range(8):
-                    col = t * 8 + q
-                    if col >= n_cols:
-                        break
-                    x = (sums[g, q] - trp[b, col] - mu * c[col]) / sigma
-                    s1[col] += x
-                    s2[col] += x * x
-                    if abs(x) >= absb[col]:
-                        cnt[col] += 1.0
+            if bb * G + 0 < n_perm:
+                tb = trp[bb * G + 0]
+                x = (a0_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a0_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a0_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a0_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a0_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a0_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a0_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a0_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+            if bb * G + 1 < n_perm:
+                tb = trp[bb * G + 1]
+                x = (a1_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a1_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a1_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a1_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a1_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a1_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a1_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a1_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+            if bb * G + 2 < n_perm:
+                tb = trp[bb * G + 2]
+                x = (a2_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a2_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a2_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a2_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a2_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a2_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a2_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a2_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+            if bb * G + 3 < n_perm:
+                tb = trp[bb * G + 3]
+                x = (a3_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a3_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a3_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a3_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a3_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a3_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a3_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a3_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+            if bb * G + 4 < n_perm:
+                tb = trp[bb * G + 4]
+                x = (a4_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a4_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a4_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a4_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a4_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a4_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a4_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a4_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+            if bb * G + 5 < n_perm:
+                tb = trp[bb * G + 5]
+                x = (a5_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a5_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a5_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a5_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a5_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a5_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a5_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a5_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+            if bb * G + 6 < n_perm:
+                tb = trp[bb * G + 6]
+                x = (a6_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a6_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a6_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a6_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a6_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a6_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a6_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a6_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+            if bb * G + 7 < n_perm:
+                tb = trp[bb * G + 7]
+                x = (a7_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a7_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a7_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a7_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a7_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a7_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a7_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a7_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+        s1[base + 0] += m1_0
+        s2[base + 0] += m2_0
+        cnt[base + 0] += n_0
+        s1[base + 1] += m1_1
+        s2[base + 1] += m2_1
+        cnt[base + 1] += n_1
+        s1[base + 2] += m1_2
+        s2[base + 2] += m2_2
+        cnt[base + 2] += n_2
+        s1[base + 3] += m1_3
+        s2[base + 3] += m2_3
+        cnt[base + 3] += n_3
+        s1[base + 4] += m1_4
+        s2[base + 4] += m2_4
+        cnt[base + 4] += n_4
+        s1[base + 5] += m1_5
+        s2[base + 5] += m2_5
+        cnt[base + 5] += n_5
+        s1[base + 6] += m1_6
+        s2[base + 6] += m2_6
+        cnt[base + 6] += n_6
+        s1[base + 7] += m1_7
+        s2[base + 7] += m2_7
+        cnt[base + 7] += n_7
 
 
 @njit(vectorize=True)
 def permute_f64(indptr, indices, data, tiles, inv, trp, mu, sigma, c, absb, s1, s2, cnt):  # pragma: no cover
-    """Permutation moments of the cells of a CSR block (``inv``: genes x padded permutations)."""
+    """Permutation moments of the cells of a CSR block (``inv``: genes x permutations padded to
+    ``G``; ``trp``, ``c``, ``absb`` and the moments: proteins padded to whole tiles)."""
     m = indptr.shape[0] - 1
     n_perm = trp.shape[0]
-    n_cols = c.shape[0]
     nbb = inv.shape[1] // G
     for j in nb.prange(m):
         if not sigma[j] > 0:
@@ -265,17 +524,97 @@ def permute_f64(indptr, indices, data, tiles, inv, trp, mu, sigma, c, absb, s1, 
                 for g in range(G):
                     pos[bb, k, g] = row[bb * G + g]
         vals = data[lo : lo + nnz]
-        _cell_f64(vals, pos, tiles, trp, mu[j], sigma[j], c, absb[j], s1[j], s2[j], cnt[j], n_perm, n_cols)
+        _cell_f64(vals, pos, tiles, trp, mu[j], sigma[j], c, absb[j], s1[j], s2[j], cnt[j], n_perm)
 
 
 @kernel
-def _cell_f32(vals, pos, tiles, trp, mu, sigma, c, absb, s1, s2, cnt, n_perm, n_cols):  # pragma: no cover
+def _cell_f32(vals, pos, tiles, trp, mu, sigma, c, absb, s1, s2, cnt, n_perm):  # pragma: no cover
     ntile = tiles.shape[0]
     nbb = pos.shape[0]
     nnz = vals.shape[0]
-    sums = np.empty((G, 16))
     for t in range(ntile):
         tile = tiles[t]
+        base = t * 16
+        m1_0 = 0.0
+        m2_0 = 0.0
+        n_0 = 0.0
+        mc_0 = mu * c[base + 0]
+        ab_0 = absb[base + 0]
+        m1_1 = 0.0
+        m2_1 = 0.0
+        n_1 = 0.0
+        mc_1 = mu * c[base + 1]
+        ab_1 = absb[base + 1]
+        m1_2 = 0.0
+        m2_2 = 0.0
+        n_2 = 0.0
+        mc_2 = mu * c[base + 2]
+        ab_2 = absb[base + 2]
+        m1_3 = 0.0
+        m2_3 = 0.0
+        n_3 = 0.0
+        mc_3 = mu * c[base + 3]
+        ab_3 = absb[base + 3]
+        m1_4 = 0.0
+        m2_4 = 0.0
+        n_4 = 0.0
+        mc_4 = mu * c[base + 4]
+        ab_4 = absb[base + 4]
+        m1_5 = 0.0
+        m2_5 = 0.0
+        n_5 = 0.0
+        mc_5 = mu * c[base + 5]
+        ab_5 = absb[base + 5]
+        m1_6 = 0.0
+        m2_6 = 0.0
+        n_6 = 0.0
+        mc_6 = mu * c[base + 6]
+        ab_6 = absb[base + 6]
+        m1_7 = 0.0
+        m2_7 = 0.0
+        n_7 = 0.0
+        mc_7 = mu * c[base + 7]
+        ab_7 = absb[base + 7]
+        m1_8 = 0.0
+        m2_8 = 0.0
+        n_8 = 0.0
+        mc_8 = mu * c[base + 8]
+        ab_8 = absb[base + 8]
+        m1_9 = 0.0
+        m2_9 = 0.0
+        n_9 = 0.0
+        mc_9 = mu * c[base + 9]
+        ab_9 = absb[base + 9]
+        m1_10 = 0.0
+        m2_10 = 0.0
+        n_10 = 0.0
+        mc_10 = mu * c[base + 10]
+        ab_10 = absb[base + 10]
+        m1_11 = 0.0
+        m2_11 = 0.0
+        n_11 = 0.0
+        mc_11 = mu * c[base + 11]
+        ab_11 = absb[base + 11]
+        m1_12 = 0.0
+        m2_12 = 0.0
+        n_12 = 0.0
+        mc_12 = mu * c[base + 12]
+        ab_12 = absb[base + 12]
+        m1_13 = 0.0
+        m2_13 = 0.0
+        n_13 = 0.0
+        mc_13 = mu * c[base + 13]
+        ab_13 = absb[base + 13]
+        m1_14 = 0.0
+        m2_14 = 0.0
+        n_14 = 0.0
+        mc_14 = mu * c[base + 14]
+        ab_14 = absb[base + 14]
+        m1_15 = 0.0
+        m2_15 = 0.0
+        n_15 = 0.0
+        mc_15 = mu * c[base + 15]
+        ab_15 = absb[base + 15]
         for bb in range(nbb):
             pb = pos[bb]
             a0_0 = np.float32(0.0)
@@ -544,155 +883,590 @@ def _cell_f32(vals, pos, tiles, trp, mu, sigma, c, absb, s1, s2, cnt, n_perm, n_
                 a7_13 += v * r[13]
                 a7_14 += v * r[14]
                 a7_15 += v * r[15]
-            sums[0, 0] = a0_0
-            sums[0, 1] = a0_1
-            sums[0, 2] = a0_2
-            sums[0, 3] = a0_3
-            sums[0, 4] = a0_4
-            sums[0, 5] = a0_5
-            sums[0, 6] = a0_6
-            sums[0, 7] = a0_7
-            sums[0, 8] = a0_8
-            sums[0, 9] = a0_9
-            sums[0, 10] = a0_10
-            sums[0, 11] = a0_11
-            sums[0, 12] = a0_12
-            sums[0, 13] = a0_13
-            sums[0, 14] = a0_14
-            sums[0, 15] = a0_15
-            sums[1, 0] = a1_0
-            sums[1, 1] = a1_1
-            sums[1, 2] = a1_2
-            sums[1, 3] = a1_3
-            sums[1, 4] = a1_4
-            sums[1, 5] = a1_5
-            sums[1, 6] = a1_6
-            sums[1, 7] = a1_7
-            sums[1, 8] = a1_8
-            sums[1, 9] = a1_9
-            sums[1, 10] = a1_10
-            sums[1, 11] = a1_11
-            sums[1, 12] = a1_12
-            sums[1, 13] = a1_13
-            sums[1, 14] = a1_14
-            sums[1, 15] = a1_15
-            sums[2, 0] = a2_0
-            sums[2, 1] = a2_1
-            sums[2, 2] = a2_2
-            sums[2, 3] = a2_3
-            sums[2, 4] = a2_4
-            sums[2, 5] = a2_5
-            sums[2, 6] = a2_6
-            sums[2, 7] = a2_7
-            sums[2, 8] = a2_8
-            sums[2, 9] = a2_9
-            sums[2, 10] = a2_10
-            sums[2, 11] = a2_11
-            sums[2, 12] = a2_12
-            sums[2, 13] = a2_13
-            sums[2, 14] = a2_14
-            sums[2, 15] = a2_15
-            sums[3, 0] = a3_0
-            sums[3, 1] = a3_1
-            sums[3, 2] = a3_2
-            sums[3, 3] = a3_3
-            sums[3, 4] = a3_4
-            sums[3, 5] = a3_5
-            sums[3, 6] = a3_6
-            sums[3, 7] = a3_7
-            sums[3, 8] = a3_8
-            sums[3, 9] = a3_9
-            sums[3, 10] = a3_10
-            sums[3, 11] = a3_11
-            sums[3, 12] = a3_12
-            sums[3, 13] = a3_13
-            sums[3, 14] = a3_14
-            sums[3, 15] = a3_15
-            sums[4, 0] = a4_0
-            sums[4, 1] = a4_1
-            sums[4, 2] = a4_2
-            sums[4, 3] = a4_3
-            sums[4, 4] = a4_4
-            sums[4, 5] = a4_5
-            sums[4, 6] = a4_6
-            sums[4, 7] = a4_7
-            sums[4, 8] = a4_8
-            sums[4, 9] = a4_9
-            sums[4, 10] = a4_10
-            sums[4, 11] = a4_11
-            sums[4, 12] = a4_12
-            sums[4, 13] = a4_13
-            sums[4, 14] = a4_14
-            sums[4, 15] = a4_15
-            sums[5, 0] = a5_0
-            sums[5, 1] = a5_1
-            sums[5, 2] = a5_2
-            sums[5, 3] = a5_3
-            sums[5, 4] = a5_4
-            sums[5, 5] = a5_5
-            sums[5, 6] = a5_6
-            sums[5, 7] = a5_7
-            sums[5, 8] = a5_8
-            sums[5, 9] = a5_9
-            sums[5, 10] = a5_10
-            sums[5, 11] = a5_11
-            sums[5, 12] = a5_12
-            sums[5, 13] = a5_13
-            sums[5, 14] = a5_14
-            sums[5, 15] = a5_15
-            sums[6, 0] = a6_0
-            sums[6, 1] = a6_1
-            sums[6, 2] = a6_2
-            sums[6, 3] = a6_3
-            sums[6, 4] = a6_4
-            sums[6, 5] = a6_5
-            sums[6, 6] = a6_6
-            sums[6, 7] = a6_7
-            sums[6, 8] = a6_8
-            sums[6, 9] = a6_9
-            sums[6, 10] = a6_10
-            sums[6, 11] = a6_11
-            sums[6, 12] = a6_12
-            sums[6, 13] = a6_13
-            sums[6, 14] = a6_14
-            sums[6, 15] = a6_15
-            sums[7, 0] = a7_0
-            sums[7, 1] = a7_1
-            sums[7, 2] = a7_2
-            sums[7, 3] = a7_3
-            sums[7, 4] = a7_4
-            sums[7, 5] = a7_5
-            sums[7, 6] = a7_6
-            sums[7, 7] = a7_7
-            sums[7, 8] = a7_8
-            sums[7, 9] = a7_9
-            sums[7, 10] = a7_10
-            sums[7, 11] = a7_11
-            sums[7, 12] = a7_12
-            sums[7, 13] = a7_13
-            sums[7, 14] = a7_14
-            sums[7, 15] = a7_15
-            for g in range(G):
-                b = bb * G + g
-                if b >= n_perm:
-                    break
-                for q in range(16):
-                    col = t * 16 + q
-                    if col >= n_cols:
-                        break
-                    x = (sums[g, q] - trp[b, col] - mu * c[col]) / sigma
-                    s1[col] += x
-                    s2[col] += x * x
-                    if abs(x) >= absb[col]:
-                        cnt[col] += 1.0
+            if bb * G + 0 < n_perm:
+                tb = trp[bb * G + 0]
+                x = (a0_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a0_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a0_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a0_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a0_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a0_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a0_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a0_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+                x = (a0_8 - tb[base + 8] - mc_8) / sigma
+                m1_8 += x
+                m2_8 += x * x
+                n_8 += 1.0 if abs(x) >= ab_8 else 0.0
+                x = (a0_9 - tb[base + 9] - mc_9) / sigma
+                m1_9 += x
+                m2_9 += x * x
+                n_9 += 1.0 if abs(x) >= ab_9 else 0.0
+                x = (a0_10 - tb[base + 10] - mc_10) / sigma
+                m1_10 += x
+                m2_10 += x * x
+                n_10 += 1.0 if abs(x) >= ab_10 else 0.0
+                x = (a0_11 - tb[base + 11] - mc_11) / sigma
+                m1_11 += x
+                m2_11 += x * x
+                n_11 += 1.0 if abs(x) >= ab_11 else 0.0
+                x = (a0_12 - tb[base + 12] - mc_12) / sigma
+                m1_12 += x
+                m2_12 += x * x
+                n_12 += 1.0 if abs(x) >= ab_12 else 0.0
+                x = (a0_13 - tb[base + 13] - mc_13) / sigma
+                m1_13 += x
+                m2_13 += x * x
+                n_13 += 1.0 if abs(x) >= ab_13 else 0.0
+                x = (a0_14 - tb[base + 14] - mc_14) / sigma
+                m1_14 += x
+                m2_14 += x * x
+                n_14 += 1.0 if abs(x) >= ab_14 else 0.0
+                x = (a0_15 - tb[base + 15] - mc_15) / sigma
+                m1_15 += x
+                m2_15 += x * x
+                n_15 += 1.0 if abs(x) >= ab_15 else 0.0
+            if bb * G + 1 < n_perm:
+                tb = trp[bb * G + 1]
+                x = (a1_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a1_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a1_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a1_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a1_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a1_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a1_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a1_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+                x = (a1_8 - tb[base + 8] - mc_8) / sigma
+                m1_8 += x
+                m2_8 += x * x
+                n_8 += 1.0 if abs(x) >= ab_8 else 0.0
+                x = (a1_9 - tb[base + 9] - mc_9) / sigma
+                m1_9 += x
+                m2_9 += x * x
+                n_9 += 1.0 if abs(x) >= ab_9 else 0.0
+                x = (a1_10 - tb[base + 10] - mc_10) / sigma
+                m1_10 += x
+                m2_10 += x * x
+                n_10 += 1.0 if abs(x) >= ab_10 else 0.0
+                x = (a1_11 - tb[base + 11] - mc_11) / sigma
+                m1_11 += x
+                m2_11 += x * x
+                n_11 += 1.0 if abs(x) >= ab_11 else 0.0
+                x = (a1_12 - tb[base + 12] - mc_12) / sigma
+                m1_12 += x
+                m2_12 += x * x
+                n_12 += 1.0 if abs(x) >= ab_12 else 0.0
+                x = (a1_13 - tb[base + 13] - mc_13) / sigma
+                m1_13 += x
+                m2_13 += x * x
+                n_13 += 1.0 if abs(x) >= ab_13 else 0.0
+                x = (a1_14 - tb[base + 14] - mc_14) / sigma
+                m1_14 += x
+                m2_14 += x * x
+                n_14 += 1.0 if abs(x) >= ab_14 else 0.0
+                x = (a1_15 - tb[base + 15] - mc_15) / sigma
+                m1_15 += x
+                m2_15 += x * x
+                n_15 += 1.0 if abs(x) >= ab_15 else 0.0
+            if bb * G + 2 < n_perm:
+                tb = trp[bb * G + 2]
+                x = (a2_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a2_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a2_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a2_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a2_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a2_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a2_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a2_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+                x = (a2_8 - tb[base + 8] - mc_8) / sigma
+                m1_8 += x
+                m2_8 += x * x
+                n_8 += 1.0 if abs(x) >= ab_8 else 0.0
+                x = (a2_9 - tb[base + 9] - mc_9) / sigma
+                m1_9 += x
+                m2_9 += x * x
+                n_9 += 1.0 if abs(x) >= ab_9 else 0.0
+                x = (a2_10 - tb[base + 10] - mc_10) / sigma
+                m1_10 += x
+                m2_10 += x * x
+                n_10 += 1.0 if abs(x) >= ab_10 else 0.0
+                x = (a2_11 - tb[base + 11] - mc_11) / sigma
+                m1_11 += x
+                m2_11 += x * x
+                n_11 += 1.0 if abs(x) >= ab_11 else 0.0
+                x = (a2_12 - tb[base + 12] - mc_12) / sigma
+                m1_12 += x
+                m2_12 += x * x
+                n_12 += 1.0 if abs(x) >= ab_12 else 0.0
+                x = (a2_13 - tb[base + 13] - mc_13) / sigma
+                m1_13 += x
+                m2_13 += x * x
+                n_13 += 1.0 if abs(x) >= ab_13 else 0.0
+                x = (a2_14 - tb[base + 14] - mc_14) / sigma
+                m1_14 += x
+                m2_14 += x * x
+                n_14 += 1.0 if abs(x) >= ab_14 else 0.0
+                x = (a2_15 - tb[base + 15] - mc_15) / sigma
+                m1_15 += x
+                m2_15 += x * x
+                n_15 += 1.0 if abs(x) >= ab_15 else 0.0
+            if bb * G + 3 < n_perm:
+                tb = trp[bb * G + 3]
+                x = (a3_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a3_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a3_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a3_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a3_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a3_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a3_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a3_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+                x = (a3_8 - tb[base + 8] - mc_8) / sigma
+                m1_8 += x
+                m2_8 += x * x
+                n_8 += 1.0 if abs(x) >= ab_8 else 0.0
+                x = (a3_9 - tb[base + 9] - mc_9) / sigma
+                m1_9 += x
+                m2_9 += x * x
+                n_9 += 1.0 if abs(x) >= ab_9 else 0.0
+                x = (a3_10 - tb[base + 10] - mc_10) / sigma
+                m1_10 += x
+                m2_10 += x * x
+                n_10 += 1.0 if abs(x) >= ab_10 else 0.0
+                x = (a3_11 - tb[base + 11] - mc_11) / sigma
+                m1_11 += x
+                m2_11 += x * x
+                n_11 += 1.0 if abs(x) >= ab_11 else 0.0
+                x = (a3_12 - tb[base + 12] - mc_12) / sigma
+                m1_12 += x
+                m2_12 += x * x
+                n_12 += 1.0 if abs(x) >= ab_12 else 0.0
+                x = (a3_13 - tb[base + 13] - mc_13) / sigma
+                m1_13 += x
+                m2_13 += x * x
+                n_13 += 1.0 if abs(x) >= ab_13 else 0.0
+                x = (a3_14 - tb[base + 14] - mc_14) / sigma
+                m1_14 += x
+                m2_14 += x * x
+                n_14 += 1.0 if abs(x) >= ab_14 else 0.0
+                x = (a3_15 - tb[base + 15] - mc_15) / sigma
+                m1_15 += x
+                m2_15 += x * x
+                n_15 += 1.0 if abs(x) >= ab_15 else 0.0
+            if bb * G + 4 < n_perm:
+                tb = trp[bb * G + 4]
+                x = (a4_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a4_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a4_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a4_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a4_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a4_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a4_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a4_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+                x = (a4_8 - tb[base + 8] - mc_8) / sigma
+                m1_8 += x
+                m2_8 += x * x
+                n_8 += 1.0 if abs(x) >= ab_8 else 0.0
+                x = (a4_9 - tb[base + 9] - mc_9) / sigma
+                m1_9 += x
+                m2_9 += x * x
+                n_9 += 1.0 if abs(x) >= ab_9 else 0.0
+                x = (a4_10 - tb[base + 10] - mc_10) / sigma
+                m1_10 += x
+                m2_10 += x * x
+                n_10 += 1.0 if abs(x) >= ab_10 else 0.0
+                x = (a4_11 - tb[base + 11] - mc_11) / sigma
+                m1_11 += x
+                m2_11 += x * x
+                n_11 += 1.0 if abs(x) >= ab_11 else 0.0
+                x = (a4_12 - tb[base + 12] - mc_12) / sigma
+                m1_12 += x
+                m2_12 += x * x
+                n_12 += 1.0 if abs(x) >= ab_12 else 0.0
+                x = (a4_13 - tb[base + 13] - mc_13) / sigma
+                m1_13 += x
+                m2_13 += x * x
+                n_13 += 1.0 if abs(x) >= ab_13 else 0.0
+                x = (a4_14 - tb[base + 14] - mc_14) / sigma
+                m1_14 += x
+                m2_14 += x * x
+                n_14 += 1.0 if abs(x) >= ab_14 else 0.0
+                x = (a4_15 - tb[base + 15] - mc_15) / sigma
+                m1_15 += x
+                m2_15 += x * x
+                n_15 += 1.0 if abs(x) >= ab_15 else 0.0
+            if bb * G + 5 < n_perm:
+                tb = trp[bb * G + 5]
+                x = (a5_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a5_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a5_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a5_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a5_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a5_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a5_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a5_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+                x = (a5_8 - tb[base + 8] - mc_8) / sigma
+                m1_8 += x
+                m2_8 += x * x
+                n_8 += 1.0 if abs(x) >= ab_8 else 0.0
+                x = (a5_9 - tb[base + 9] - mc_9) / sigma
+                m1_9 += x
+                m2_9 += x * x
+                n_9 += 1.0 if abs(x) >= ab_9 else 0.0
+                x = (a5_10 - tb[base + 10] - mc_10) / sigma
+                m1_10 += x
+                m2_10 += x * x
+                n_10 += 1.0 if abs(x) >= ab_10 else 0.0
+                x = (a5_11 - tb[base + 11] - mc_11) / sigma
+                m1_11 += x
+                m2_11 += x * x
+                n_11 += 1.0 if abs(x) >= ab_11 else 0.0
+                x = (a5_12 - tb[base + 12] - mc_12) / sigma
+                m1_12 += x
+                m2_12 += x * x
+                n_12 += 1.0 if abs(x) >= ab_12 else 0.0
+                x = (a5_13 - tb[base + 13] - mc_13) / sigma
+                m1_13 += x
+                m2_13 += x * x
+                n_13 += 1.0 if abs(x) >= ab_13 else 0.0
+                x = (a5_14 - tb[base + 14] - mc_14) / sigma
+                m1_14 += x
+                m2_14 += x * x
+                n_14 += 1.0 if abs(x) >= ab_14 else 0.0
+                x = (a5_15 - tb[base + 15] - mc_15) / sigma
+                m1_15 += x
+                m2_15 += x * x
+                n_15 += 1.0 if abs(x) >= ab_15 else 0.0
+            if bb * G + 6 < n_perm:
+                tb = trp[bb * G + 6]
+                x = (a6_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a6_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a6_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a6_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a6_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a6_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a6_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a6_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+                x = (a6_8 - tb[base + 8] - mc_8) / sigma
+                m1_8 += x
+                m2_8 += x * x
+                n_8 += 1.0 if abs(x) >= ab_8 else 0.0
+                x = (a6_9 - tb[base + 9] - mc_9) / sigma
+                m1_9 += x
+                m2_9 += x * x
+                n_9 += 1.0 if abs(x) >= ab_9 else 0.0
+                x = (a6_10 - tb[base + 10] - mc_10) / sigma
+                m1_10 += x
+                m2_10 += x * x
+                n_10 += 1.0 if abs(x) >= ab_10 else 0.0
+                x = (a6_11 - tb[base + 11] - mc_11) / sigma
+                m1_11 += x
+                m2_11 += x * x
+                n_11 += 1.0 if abs(x) >= ab_11 else 0.0
+                x = (a6_12 - tb[base + 12] - mc_12) / sigma
+                m1_12 += x
+                m2_12 += x * x
+                n_12 += 1.0 if abs(x) >= ab_12 else 0.0
+                x = (a6_13 - tb[base + 13] - mc_13) / sigma
+                m1_13 += x
+                m2_13 += x * x
+                n_13 += 1.0 if abs(x) >= ab_13 else 0.0
+                x = (a6_14 - tb[base + 14] - mc_14) / sigma
+                m1_14 += x
+                m2_14 += x * x
+                n_14 += 1.0 if abs(x) >= ab_14 else 0.0
+                x = (a6_15 - tb[base + 15] - mc_15) / sigma
+                m1_15 += x
+                m2_15 += x * x
+                n_15 += 1.0 if abs(x) >= ab_15 else 0.0
+            if bb * G + 7 < n_perm:
+                tb = trp[bb * G + 7]
+                x = (a7_0 - tb[base + 0] - mc_0) / sigma
+                m1_0 += x
+                m2_0 += x * x
+                n_0 += 1.0 if abs(x) >= ab_0 else 0.0
+                x = (a7_1 - tb[base + 1] - mc_1) / sigma
+                m1_1 += x
+                m2_1 += x * x
+                n_1 += 1.0 if abs(x) >= ab_1 else 0.0
+                x = (a7_2 - tb[base + 2] - mc_2) / sigma
+                m1_2 += x
+                m2_2 += x * x
+                n_2 += 1.0 if abs(x) >= ab_2 else 0.0
+                x = (a7_3 - tb[base + 3] - mc_3) / sigma
+                m1_3 += x
+                m2_3 += x * x
+                n_3 += 1.0 if abs(x) >= ab_3 else 0.0
+                x = (a7_4 - tb[base + 4] - mc_4) / sigma
+                m1_4 += x
+                m2_4 += x * x
+                n_4 += 1.0 if abs(x) >= ab_4 else 0.0
+                x = (a7_5 - tb[base + 5] - mc_5) / sigma
+                m1_5 += x
+                m2_5 += x * x
+                n_5 += 1.0 if abs(x) >= ab_5 else 0.0
+                x = (a7_6 - tb[base + 6] - mc_6) / sigma
+                m1_6 += x
+                m2_6 += x * x
+                n_6 += 1.0 if abs(x) >= ab_6 else 0.0
+                x = (a7_7 - tb[base + 7] - mc_7) / sigma
+                m1_7 += x
+                m2_7 += x * x
+                n_7 += 1.0 if abs(x) >= ab_7 else 0.0
+                x = (a7_8 - tb[base + 8] - mc_8) / sigma
+                m1_8 += x
+                m2_8 += x * x
+                n_8 += 1.0 if abs(x) >= ab_8 else 0.0
+                x = (a7_9 - tb[base + 9] - mc_9) / sigma
+                m1_9 += x
+                m2_9 += x * x
+                n_9 += 1.0 if abs(x) >= ab_9 else 0.0
+                x = (a7_10 - tb[base + 10] - mc_10) / sigma
+                m1_10 += x
+                m2_10 += x * x
+                n_10 += 1.0 if abs(x) >= ab_10 else 0.0
+                x = (a7_11 - tb[base + 11] - mc_11) / sigma
+                m1_11 += x
+                m2_11 += x * x
+                n_11 += 1.0 if abs(x) >= ab_11 else 0.0
+                x = (a7_12 - tb[base + 12] - mc_12) / sigma
+                m1_12 += x
+                m2_12 += x * x
+                n_12 += 1.0 if abs(x) >= ab_12 else 0.0
+                x = (a7_13 - tb[base + 13] - mc_13) / sigma
+                m1_13 += x
+                m2_13 += x * x
+                n_13 += 1.0 if abs(x) >= ab_13 else 0.0
+                x = (a7_14 - tb[base + 14] - mc_14) / sigma
+                m1_14 += x
+                m2_14 += x * x
+                n_14 += 1.0 if abs(x) >= ab_14 else 0.0
+                x = (a7_15 - tb[base + 15] - mc_15) / sigma
+                m1_15 += x
+                m2_15 += x * x
+                n_15 += 1.0 if abs(x) >= ab_15 else 0.0
+        s1[base + 0] += m1_0
+        s2[base + 0] += m2_0
+        cnt[base + 0] += n_0
+        s1[base + 1] += m1_1
+        s2[base + 1] += m2_1
+        cnt[base + 1] += n_1
+        s1[base + 2] += m1_2
+        s2[base + 2] += m2_2
+        cnt[base + 2] += n_2
+        s1[base + 3] += m1_3
+        s2[base + 3] += m2_3
+        cnt[base + 3] += n_3
+        s1[base + 4] += m1_4
+        s2[base + 4] += m2_4
+        cnt[base + 4] += n_4
+        s1[base + 5] += m1_5
+        s2[base + 5] += m2_5
+        cnt[base + 5] += n_5
+        s1[base + 6] += m1_6
+        s2[base + 6] += m2_6
+        cnt[base + 6] += n_6
+        s1[base + 7] += m1_7
+        s2[base + 7] += m2_7
+        cnt[base + 7] += n_7
+        s1[base + 8] += m1_8
+        s2[base + 8] += m2_8
+        cnt[base + 8] += n_8
+        s1[base + 9] += m1_9
+        s2[base + 9] += m2_9
+        cnt[base + 9] += n_9
+        s1[base + 10] += m1_10
+        s2[base + 10] += m2_10
+        cnt[base + 10] += n_10
+        s1[base + 11] += m1_11
+        s2[base + 11] += m2_11
+        cnt[base + 11] += n_11
+        s1[base + 12] += m1_12
+        s2[base + 12] += m2_12
+        cnt[base + 12] += n_12
+        s1[base + 13] += m1_13
+        s2[base + 13] += m2_13
+        cnt[base + 13] += n_13
+        s1[base + 14] += m1_14
+        s2[base + 14] += m2_14
+        cnt[base + 14] += n_14
+        s1[base + 15] += m1_15
+        s2[base + 15] += m2_15
+        cnt[base + 15] += n_15
 
 
 @njit(vectorize=True)
 def permute_f32(indptr, indices, data, tiles, inv, trp, mu, sigma, c, absb, s1, s2, cnt):  # pragma: no cover
-    """Permutation moments of the cells of a CSR block (``inv``: genes x padded permutations)."""
+    """Permutation moments of the cells of a CSR block (``inv``: genes x permutations padded to
+    ``G``; ``trp``, ``c``, ``absb`` and the moments: proteins padded to whole tiles)."""
     m = indptr.shape[0] - 1
     n_perm = trp.shape[0]
-    n_cols = c.shape[0]
     nbb = inv.shape[1] // G
     for j in nb.prange(m):
         if not sigma[j] > 0:
@@ -706,7 +1480,7 @@ def permute_f32(indptr, indices, data, tiles, inv, trp, mu, sigma, c, absb, s1, 
                 for g in range(G):
                     pos[bb, k, g] = row[bb * G + g]
         vals = data[lo : lo + nnz]
-        _cell_f32(vals, pos, tiles, trp, mu[j], sigma[j], c, absb[j], s1[j], s2[j], cnt[j], n_perm, n_cols)
+        _cell_f32(vals, pos, tiles, trp, mu[j], sigma[j], c, absb[j], s1[j], s2[j], cnt[j], n_perm)
 
 
 @njit(vectorize=True, fastmath=True)

@@ -160,9 +160,9 @@ class Engine:
             self._tiles[dtype] = tiles
         return self._tiles[dtype]
 
-    def _sparse_constants(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Protein tiles of ``Tt``, the inverse table (genes x permutations padded to ``G``) and
-        ``T r[perm_b]`` for every permutation."""
+    def _sparse_constants(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Protein tiles of ``Tt``, the inverse table (genes x permutations padded to ``G``),
+        ``T r[perm_b]`` for every permutation and ``T 1`` (proteins padded to whole tiles)."""
         if self._sparse is None:
             from .permutations import inverse_permutation_table
 
@@ -173,11 +173,13 @@ class Engine:
             n_perm = table.shape[0]
             inv = np.zeros((n, -(-n_perm // G) * G), dtype=np.int32)
             inv[:, :n_perm] = inverse_permutation_table(table).T
-            if self.offset is None:
-                trp = np.zeros((n_perm, p))
-            else:
-                trp = np.ascontiguousarray(self.offset[table] @ tt)  # (B x n) @ (n x p)
-            self._sparse = (tiles, inv, trp)
+            width = tiles.shape[0] * tiles.shape[2]  # proteins padded to whole tiles
+            trp = np.zeros((n_perm, width))
+            if self.offset is not None:
+                trp[:, :p] = self.offset[table] @ tt  # T r[perm_b]: (B x n) @ (n x p)
+            c = np.zeros(width)
+            c[:p] = self.model.row_sums
+            self._sparse = (tiles, inv, trp, c)
         return self._sparse
 
     # -- public --------------------------------------------------------------------------------
@@ -257,11 +259,14 @@ class Engine:
             beta = (ta - tr - mu[:, None] * c) / sigma[:, None]
         if self.method == "analytic":
             return self._analytic(beta, sigma)
-        tiles, inv, trp = self._sparse_constants()
+        tiles, inv, trp, c_pad = self._sparse_constants()
         p = tt.shape[1]
-        s1, s2, cnt = (np.zeros((m, p)) for _ in range(3))
+        s1, s2, cnt = (np.zeros((m, c_pad.size)) for _ in range(3))
+        absb = np.zeros((m, c_pad.size))
+        absb[:, :p] = np.abs(beta)
         values = data.astype(self.dtype, copy=False)
-        PERMUTE[self.dtype](indptr, indices, values, tiles, inv, trp, mu, sigma, c, np.abs(beta), s1, s2, cnt)
+        PERMUTE[self.dtype](indptr, indices, values, tiles, inv, trp, mu, sigma, c_pad, absb, s1, s2, cnt)
+        s1, s2, cnt = s1[:, :p], s2[:, :p], cnt[:, :p]
         return self._finish(beta, s1, s2, cnt, trp.shape[0], sigma)
 
     # -- finishing -----------------------------------------------------------------------------
