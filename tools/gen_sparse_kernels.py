@@ -26,8 +26,9 @@ permuted projection is ``sum_k vals[k] * Tt[inv[b, idx[k]], :]``. The kernels ti
 ``PT`` proteins (``tiles[t]``: ``n x PT``, one 64-byte row per gene, about 0.5 MB, which
 stays in the L2 cache) and run ``G`` permutations at once over the cell's stored genes, with
 the ``G x PT`` sums in registers. ``pos[bb, k, g] = inv[bb * G + g, idx[k]]`` holds the permuted
-rows. After each pass the sums are folded into the cell's permutation moments (float64), in
-permutation order, exactly as the reference kernel does.
+rows. After each pass the sums are folded, in registers and in permutation order, into the
+cell's running permutation moments (float64). ``project_f64`` computes the observed ``A @ Tt``
+on the same tiles.
 """
 
 from __future__ import annotations
@@ -115,6 +116,11 @@ def project_{name}(indptr, indices, data, tiles, out):  # pragma: no cover
 '''
 
 
+def per_protein(indent: int, pt: int, *templates: str) -> str:
+    """Lines ``template.format(q=q)`` for every protein ``q`` of a tile, indented."""
+    return "\n".join(" " * indent + t.format(q=q) for q in range(pt) for t in templates)
+
+
 def render() -> str:
     out = [HEADER.format(G=G)]
     for name, (pt, zero) in VARIANTS.items():
@@ -125,16 +131,14 @@ def render() -> str:
             body.append(" " * 16 + f"r = tile[pb[k, {g}]]")
             body += [" " * 16 + f"{names[g][q]} += v * r[{q}]" for q in range(pt)]
         ind = " " * 12
-        tile_init = "\n".join(
-            " " * 8 + line
-            for q in range(pt)
-            for line in (
-                f"m1_{q} = 0.0",
-                f"m2_{q} = 0.0",
-                f"n_{q} = 0.0",
-                f"mc_{q} = mu * c[base + {q}]",
-                f"ab_{q} = absb[base + {q}]",
-            )
+        tile_init = per_protein(
+            8,
+            pt,
+            "m1_{q} = 0.0",
+            "m2_{q} = 0.0",
+            "n_{q} = 0.0",
+            "mc_{q} = mu * c[base + {q}]",
+            "ab_{q} = absb[base + {q}]",
         )
         fold = []
         for g in range(G):
@@ -147,14 +151,8 @@ def render() -> str:
                     ind + f"    m2_{q} += x * x",
                     ind + f"    n_{q} += 1.0 if abs(x) >= ab_{q} else 0.0",
                 ]
-        tile_store = "\n".join(
-            " " * 8 + line
-            for q in range(pt)
-            for line in (
-                f"s1[base + {q}] += m1_{q}",
-                f"s2[base + {q}] += m2_{q}",
-                f"cnt[base + {q}] += n_{q}",
-            )
+        tile_store = per_protein(
+            8, pt, "s1[base + {q}] += m1_{q}", "s2[base + {q}] += m2_{q}", "cnt[base + {q}] += n_{q}"
         )
         out.append(
             CELL.format(

@@ -5,8 +5,9 @@ permuted projection is ``sum_k vals[k] * Tt[inv[b, idx[k]], :]``. The kernels ti
 ``PT`` proteins (``tiles[t]``: ``n x PT``, one 64-byte row per gene, about 0.5 MB, which
 stays in the L2 cache) and run ``G`` permutations at once over the cell's stored genes, with
 the ``G x PT`` sums in registers. ``pos[bb, k, g] = inv[bb * G + g, idx[k]]`` holds the permuted
-rows. After each pass the sums are folded into the cell's permutation moments (float64), in
-permutation order, exactly as the reference kernel does.
+rows. After each pass the sums are folded, in registers and in permutation order, into the
+cell's running permutation moments (float64). ``project_f64`` computes the observed ``A @ Tt``
+on the same tiles.
 """
 
 from __future__ import annotations
