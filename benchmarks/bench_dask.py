@@ -61,6 +61,54 @@ print(json.dumps({"walls": walls, "n_obs": adata.n_obs, "checksum": float(np.nan
 """
 
 
+SOLO = r"""
+import sys, time, anndata as ad, secact
+path, out, start, stop, batch, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+secact.datasets.signature("SecAct")
+secact.settings.n_jobs = 1
+a = ad.read_h5ad(path, backed="r")
+secact.tl.activity(a[:batch].to_memory(), "SecAct", method="analytic", progress=False)  # compile
+print("ready", flush=True)
+sys.stdin.readline()
+t0 = time.perf_counter()
+secact.tl.activity(a[start:stop], "SecAct", method="analytic", out=out, batch_size=batch, dtype=dtype, progress=False)
+print(time.perf_counter() - t0, flush=True)
+"""
+
+
+def ceiling(path: Path, folder: Path, n_obs: int, batch: int, dtype: str, k: int) -> float:
+    """Wall time of ``k`` plain processes (no dask), each running a serial single-threaded
+    sidecar run on its share of the cells, started together: what any parallel executor can
+    reach on this machine."""
+    share = -(-n_obs // k)
+    procs = []
+    for i in range(k):
+        cmd = [
+            sys.executable,
+            "-c",
+            SOLO,
+            str(path),
+            str(folder / f"solo_{k}_{i}.h5ad"),
+            str(i * share),
+            str(min(n_obs, (i + 1) * share)),
+            str(batch),
+            dtype,
+        ]
+        procs.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    t0 = time.perf_counter()
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        p.wait()
+    wall = time.perf_counter() - t0
+    for i in range(k):
+        (folder / f"solo_{k}_{i}.h5ad").unlink(missing_ok=True)
+    return wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cells", type=int, default=20_000)
@@ -124,6 +172,17 @@ def main() -> None:
                     f"{'':<10}CPU-bound floor on {cores} cores, (client CPU + task time) / {min(cores, k + 1)}: "
                     f"{floor:.2f} s -> best possible speed-up {base / floor:.2f}x"
                 )
+        solo = {
+            k: sorted(
+                ceiling(path, folder, args.cells, args.batch_size, dtype, k) for _ in range(args.repeats)
+            )[args.repeats // 2]
+            for k in args.workers
+        }
+        print(
+            f"{'':<10}no dask, {args.workers[-1]} plain processes on {args.workers[-1]} shares vs 1 process: "
+            + ", ".join(f"{k}: {w:.2f} s" for k, w in solo.items())
+            + f" -> machine ceiling {solo[args.workers[0]] / solo[args.workers[-1]]:.2f}x"
+        )
         same = len({round(r["checksum"], 3) for r in results.values()}) == 1
         print(f"{'':<10}same results on every cluster: {same} (target: speed-up >= 1.6x with 2 workers)")
 

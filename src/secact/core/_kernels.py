@@ -8,7 +8,7 @@ import numpy as np
 
 from ._numba import njit
 
-__all__ = ["accumulate_moments", "aligned_empty", "gather_columns"]
+__all__ = ["accumulate_moments", "aligned_empty", "expand_columns", "gather_columns"]
 
 
 @njit
@@ -40,6 +40,24 @@ def accumulate_moments(bp, k, absb, s1, s2, cnt):  # pragma: no cover - compiled
                 s2[j, q] += x * x
                 if abs(x) >= absb[j, q]:
                     cnt[j, q] += 1.0
+
+
+@njit
+def expand_columns(src, idx, invalid, out):  # pragma: no cover - compiled
+    """``out[i, j] = src[i, idx[j]]`` cast to ``out``'s type, NaN on the rows where ``invalid``:
+    a grouped result expanded to every protein in one pass (``np.take`` plus ``astype`` plus a
+    masked assignment read and write the result three times)."""
+    m = src.shape[0]
+    p = idx.shape[0]
+    for i in nb.prange(m):
+        o = out[i]
+        if invalid[i]:
+            for j in range(p):
+                o[j] = np.nan
+        else:
+            s = src[i]
+            for j in range(p):
+                o[j] = s[idx[j]]
 
 
 def aligned_empty(shape: tuple[int, ...], dtype, align: int = 64) -> np.ndarray:

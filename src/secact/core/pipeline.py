@@ -20,7 +20,7 @@ columns are used as they are).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +29,8 @@ from fast_array_utils import types
 
 from .._settings import settings
 from . import runner
+from ._kernels import expand_columns
+from ._numba import kernel_threads
 from .engine import BlockStats, Engine
 from .normalize import check_counts, check_finite, cpm_log2, group_sums, library_sizes, log_normalize
 from .plan import Plan
@@ -148,20 +150,38 @@ class BlockJob:
     dtype: Any = np.float64
 
     def __call__(self, block, start: int = 0) -> dict[str, np.ndarray]:
-        values, invalid = self.prepare(block, start)
-        result = self.engine.run(values)
-        out = {}
-        for k in self.stats:
-            v = np.take(getattr(result, k), self.row_index, axis=1)  # C order ([:, idx] is F order)
-            if invalid.any():
-                v[invalid] = np.nan
-            out[k] = v.astype(self.dtype, copy=False)
-        return out
+        result, invalid = self._run(block, start)
+        out = np.empty((len(self.stats), invalid.size, self.row_index.size), dtype=self.dtype)
+        self._expand(result, invalid, list(out))
+        return dict(zip(self.stats, out, strict=True))
 
     def stacked(self, block, start: int = 0) -> np.ndarray:
         """The kept statistics side by side: ``cells x (len(stats) * proteins)`` (for dask)."""
-        out = self(block, start)
-        return np.concatenate([out[k] for k in self.stats], axis=1)
+        result, invalid = self._run(block, start)
+        p = self.row_index.size
+        out = np.empty((invalid.size, len(self.stats) * p), dtype=self.dtype)
+        self._expand(result, invalid, [out[:, i * p : (i + 1) * p] for i in range(len(self.stats))])
+        return out
+
+    def each(self, block, start: int, buffer: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(stat, rows)`` with each statistic expanded into ``buffer`` (``cells x
+        proteins``, reused: consume one before asking for the next)."""
+        result, invalid = self._run(block, start)
+        index = np.ascontiguousarray(self.row_index, dtype=np.intp)
+        for k in self.stats:
+            with kernel_threads():
+                expand_columns(np.ascontiguousarray(getattr(result, k)), index, invalid, buffer)
+            yield k, buffer
+
+    def _run(self, block, start: int) -> tuple[BlockStats, np.ndarray]:
+        values, invalid = self.prepare(block, start)
+        return self.engine.run(values), np.ascontiguousarray(invalid, dtype=np.bool_)
+
+    def _expand(self, result: BlockStats, invalid: np.ndarray, outs: list[np.ndarray]) -> None:
+        index = np.ascontiguousarray(self.row_index, dtype=np.intp)
+        with kernel_threads():
+            for k, out in zip(self.stats, outs, strict=True):
+                expand_columns(np.ascontiguousarray(getattr(result, k)), index, invalid, out)
 
 
 # ----------------------------------------------------------------------------------------------

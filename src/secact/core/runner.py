@@ -12,7 +12,8 @@ and a ``sink(start, stop, result)`` that receives the results **in order**. Exec
     read and computed); at most two results wait in between.
 ``"dask"``
     Blocks are dask objects (chunks of a dask array). With a ``dask.distributed`` client the
-    function is scattered to the workers once and blocks are computed there, at most
+    function is scattered to the workers once and each block is read and processed in one
+    task there (it never travels between workers), at most
     ``max_in_flight`` at a time, while results reach ``sink`` here in order (so a sidecar is
     written while the cluster computes). Without a client blocks run in a local thread pool
     of ``secact.settings.threads`` threads.
@@ -163,15 +164,9 @@ def _run_background(items: Iterable[Item], fn, sink) -> None:
 
 
 def _apply(fn, block, start):
-    """Run on a worker: the block arrives computed. One kernel thread per task: a dask worker's
-    parallelism is its threads (``threads_per_worker``), as for BLAS, which dask limits too."""
-    with threads(1):
-        return fn(block, start)
-
-
-def _compute_and_apply(fn, block, start):
-    """Run in a local pool thread: compute the block synchronously, then apply ``fn`` with one
-    kernel thread (the pool's threads are the parallelism)."""
+    """Run on a dask worker or a local pool thread: compute the block there (synchronously),
+    then apply ``fn`` with one kernel thread — a worker's parallelism is its threads
+    (``threads_per_worker``), as for BLAS, which dask limits too."""
     if hasattr(block, "compute"):
         block = block.compute(scheduler="sync")
     with threads(1):
@@ -215,8 +210,8 @@ def _run_dask(items: Iterable[Item], fn, sink) -> None:
         [fn_remote] = client.scatter([fn], broadcast=True, hash=False)
 
         def submit(block, start):
-            data = client.compute(block) if hasattr(block, "__dask_graph__") else block
-            return client.submit(_apply, fn_remote, data, start, pure=False)
+            # one task reads and processes its block, so the block never travels between workers
+            return client.submit(_apply, fn_remote, block, start, pure=False)
 
         try:
             _ordered(submit, lambda f: f.result(), lambda f: f.cancel(), items, sink, window)
@@ -229,7 +224,7 @@ def _run_dask(items: Iterable[Item], fn, sink) -> None:
     window = settings.max_in_flight or 2 * n_threads
     with ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="secact-block") as pool:
         _ordered(
-            lambda block, start: pool.submit(_compute_and_apply, fn, block, start),
+            lambda block, start: pool.submit(_apply, fn, block, start),
             lambda f: f.result(),
             lambda f: f.cancel(),
             items,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,33 +60,71 @@ class RowTarget:
     dtype: str
 
     def write(self, start: int, stats: Mapping[str, np.ndarray]) -> bool:
+        """Write the rows of every statistic from ``start``; ``False`` if the file is not here."""
+        with self.opened() as fd:
+            if fd is None:
+                return False
+            for name in self.offsets:
+                self.write_rows(fd, name, start, stats[name])
+        return True
+
+    @contextlib.contextmanager
+    def opened(self):
+        """The partial file open for writing, or ``None`` when it is absent or another file."""
         try:
             fd = os.open(self.path, os.O_WRONLY)
         except OSError:
-            return False
+            yield None
+            return
         try:
             st = os.fstat(fd)
-            if (st.st_dev, st.st_ino) != self.identity:
-                return False
-            for name, offset in self.offsets.items():
-                arr = np.ascontiguousarray(stats[name], dtype=self.dtype)
-                _pwrite_all(fd, arr, offset + start * self.row_bytes)
+            yield fd if (st.st_dev, st.st_ino) == self.identity else None
         finally:
             os.close(fd)
-        return True
+
+    def write_rows(self, fd: int, name: str, start: int, rows: np.ndarray) -> None:
+        """Write ``rows`` of statistic ``name`` from row ``start`` through ``fd`` (from :meth:`opened`)."""
+        _pwrite_all(
+            fd, np.ascontiguousarray(rows, dtype=self.dtype), self.offsets[name] + start * self.row_bytes
+        )
+
+
+_scratch = threading.local()
+
+
+def _buffer(shape: tuple[int, int], dtype) -> np.ndarray:
+    """A per-thread buffer reused from block to block (fresh pages cost more than the copy)."""
+    buf = getattr(_scratch, "buffer", None)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = _scratch.buffer = np.empty(shape, dtype=dtype)
+    return buf
 
 
 @dataclass(frozen=True)
 class WriteRows:
     """``job(block, start)``, with the rows written through ``target`` where the file is
-    reachable (then ``None`` is returned), else returned as they are."""
+    reachable (then ``None`` is returned), else returned as they are.
+
+    A job with an ``each(block, start, buffer)`` method (:class:`secact.core.pipeline.BlockJob`)
+    hands over one statistic at a time in a reused buffer, which is written before the next.
+    """
 
     job: Callable[[Any, int], Mapping[str, np.ndarray]]
     target: RowTarget
 
     def __call__(self, block, start: int = 0):
-        stats = self.job(block, start)
-        return None if self.target.write(start, stats) else stats
+        with self.target.opened() as fd:
+            if fd is None:
+                return self.job(block, start)
+            each = getattr(self.job, "each", None)
+            if each is None:
+                for name, rows in self.job(block, start).items():
+                    self.target.write_rows(fd, name, start, rows)
+            else:
+                shape = (block.shape[0], self.target.row_bytes // np.dtype(self.target.dtype).itemsize)
+                for name, rows in each(block, start, _buffer(shape, np.dtype(self.target.dtype))):
+                    self.target.write_rows(fd, name, start, rows)
+        return None
 
 
 def _write_elem(group, key: str, value) -> None:
