@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._activity import activity
+from ._activity import activity, activity_df
 from ._differential import de_matrix, differential
+from ._rank import rank_activities
 
-__all__ = ["activity", "de_matrix", "differential"]
+__all__ = ["activity", "activity_df", "de_matrix", "differential", "rank_activities"]

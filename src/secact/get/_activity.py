@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import pandas as pd
 
 from .. import _results as res
+from ._groups import protein_groups
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["activity"]
+__all__ = ["activity", "activity_df"]
 
 
 def activity(
@@ -42,7 +45,30 @@ def activity(
     AnnData with ``obs`` = cells (their annotations, embeddings in ``obsm`` and ``uns``
     colours carried over) or groups (``obs["n_cells"]``), ``var`` = proteins, ``X`` = ``stat``,
     so ``sc.pl.umap(act, color="IFNG")`` and ``sc.pl.matrixplot`` work on it.
+
+    ``var["group"]`` is the protein's signature group: with ``group_signatures=True`` SecAct
+    merges near-identical signature columns (Pearson r > ``group_cor``) and reports the
+    group's result for each member; members share the label (their names joined by ``"|"``,
+    e.g. ``"IL1B|TNFA"``), a protein alone has its own name. The grouping is recomputed from
+    the named signature of the run (see :mod:`secact.get._groups`); for a custom signature it
+    is read off the stored values (members have identical values).
     """
+    out = _activity(adata, key, stat, level)
+    if "group" not in out.var.columns:
+        level_ = "cells" if "cells" in out.uns.get(key, {}) else "groups"
+        params = out.uns.get(key, {}).get(level_, {}).get("params", {})
+        groups = protein_groups(params, out.var_names, values=lambda: _head(out.X))
+        out.var["group"] = groups.to_numpy()
+    return out
+
+
+def _head(x, n: int = 256) -> np.ndarray:
+    part = x[:n]
+    part = part.compute() if hasattr(part, "compute") else part
+    return np.asarray(part.toarray() if hasattr(part, "toarray") else part)
+
+
+def _activity(adata, key: str, stat: str, level) -> AnnData:
     import anndata as ad
 
     if stat not in res.STATS:
@@ -96,3 +122,111 @@ def _with_x(adata: AnnData, stat: str, x_stat: str = "zscore") -> AnnData:
     adata.X = adata.layers.pop(stat)
     adata.layers[x_stat] = x
     return adata
+
+
+def _kept_stats(adata: AnnData, key: str, level: str) -> list[str]:
+    entry = res.entry(adata, key, level)
+    if level == "cells":
+        return [str(s) for s in entry["stats"]]
+    if "zscore" in entry:
+        return [s for s in res.STATS if s in entry]
+    return [s for s in res.STATS if s == "zscore" or s in adata.layers]  # a groups x proteins file
+
+
+def bh_rows(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values along each row (NaN stays NaN, not counted)."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim == 1:
+        return bh_rows(p[None, :])[0]
+    missing = np.isnan(p)
+    m = (~missing).sum(axis=1, keepdims=True)
+    order = np.argsort(np.where(missing, np.inf, p), axis=1, kind="stable")
+    ranked = np.take_along_axis(np.where(missing, np.inf, p), order, axis=1)
+    q = ranked * m / np.arange(1, p.shape[1] + 1)
+    q = np.minimum.accumulate(q[:, ::-1], axis=1)[:, ::-1]
+    out = np.empty_like(q)
+    np.put_along_axis(out, order, np.minimum(q, 1.0), axis=1)
+    out[missing] = np.nan
+    return out
+
+
+def activity_df(
+    adata: AnnData | str | os.PathLike,
+    key: str = "secact",
+    *,
+    level: Literal["cells", "groups"] | None = None,
+    observations: Sequence[str] | None = None,
+    proteins: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Activity results as a tidy table, one row per observation and protein, most significant first.
+
+    Parameters
+    ----------
+    adata
+        What :func:`activity` accepts.
+    key
+        ``key_added`` of the run.
+    level
+        ``"cells"`` or ``"groups"``; default: cells when present, else groups.
+    observations
+        Only these cells or groups (default: all; cell-level tables grow as cells x proteins).
+    proteins
+        Only these proteins (default: all).
+
+    Returns
+    -------
+    DataFrame with columns ``observation``, ``protein``, ``group`` (the signature group, see
+    :func:`activity`) and the statistics the run kept among ``beta``, ``se``, ``zscore``,
+    ``pvalue``, plus ``fdr`` (with ``pvalue``): Benjamini-Hochberg within each observation,
+    counting each signature group once (members share one test). Rows are sorted by
+    ``pvalue`` ascending, then ``|zscore|`` descending (stable otherwise).
+    """
+    import anndata as ad
+
+    if isinstance(adata, str | os.PathLike):
+        adata = ad.read_h5ad(adata)
+    if level is None:
+        level = "cells" if "cells" in adata.uns.get(key, {}) else "groups"
+    stats = _kept_stats(adata, key, level)
+    first = res.x_stat(stats)
+    act = activity(adata, key, stat=first, level=level)
+    if observations is not None:
+        act = act[_checked(act.obs_names, observations, "observations")]
+    if proteins is not None:
+        act = act[:, _checked(act.var_names, proteins, "proteins")]
+    tables = {s: _dense(act.X if s == first else act.layers[s]) for s in stats}
+    n_obs, n_prot = act.shape
+    groups = act.var["group"].astype(str).to_numpy()
+    cols: dict[str, object] = {
+        "observation": pd.Categorical(np.repeat(act.obs_names.to_numpy(), n_prot), categories=act.obs_names),
+        "protein": pd.Categorical(np.tile(act.var_names.to_numpy(), n_obs), categories=act.var_names),
+        "group": pd.Categorical(np.tile(groups, n_obs), categories=pd.unique(groups)),
+    }
+    for s in stats:
+        cols[s] = tables[s].reshape(-1)
+    if "pvalue" in tables:
+        _, first_member, inverse = np.unique(groups, return_index=True, return_inverse=True)
+        cols["fdr"] = bh_rows(tables["pvalue"][:, first_member])[:, inverse].reshape(-1)
+    df = pd.DataFrame(cols)
+    keys = []
+    if "zscore" in df:
+        keys.append(-np.abs(df["zscore"].to_numpy()))
+    if "pvalue" in df:
+        keys.append(df["pvalue"].to_numpy())
+    if keys:  # lexsort: last key is the primary one; NaN sorts last
+        df = df.iloc[np.lexsort(keys)].reset_index(drop=True)
+    return df
+
+
+def _checked(index: pd.Index, wanted: Sequence[str], what: str) -> list[str]:
+    wanted = [wanted] if isinstance(wanted, str) else [str(w) for w in wanted]
+    missing = [w for w in wanted if w not in index]
+    if missing:
+        msg = f"{what} not in the results: {missing[:5]}; available e.g. {list(index[:5])}."
+        raise KeyError(msg)
+    return wanted
+
+
+def _dense(x) -> np.ndarray:
+    x = x.compute() if hasattr(x, "compute") else x
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)

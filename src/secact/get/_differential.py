@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .._results import DE_COLUMNS
@@ -31,8 +32,17 @@ def _results(adata: Any, key: str) -> pd.DataFrame:
     return entry["results"]
 
 
-def differential(adata: Any, key: str = "secact_de", group: str | list[str] | None = None) -> pd.DataFrame:
+def differential(
+    adata: Any,
+    key: str = "secact_de",
+    group: str | list[str] | None = None,
+    *,
+    sort_by: str | None = "zscore",
+) -> pd.DataFrame:
     """Differential expression results of :func:`secact.tl.differential`.
+
+    Ordered like :func:`scanpy.get.rank_genes_groups_df`: groups in their tested (category)
+    order and, within each group, genes by ``sort_by`` descending.
 
     Parameters
     ----------
@@ -42,22 +52,44 @@ def differential(adata: Any, key: str = "secact_de", group: str | list[str] | No
         ``key_added`` used when computing.
     group
         Restrict to one group or a list of groups.
+    sort_by
+        Column sorting the genes of each group, descending (NaN last; ties keep ``var``
+        order): ``"zscore"`` (default; up-regulated first), ``"statistic"``, ``"log2fc"``,
+        ... ``"pvalue"`` and ``"fdr"`` sort ascending. ``None`` keeps the stored order
+        (groups, then genes in ``var`` order).
 
     Returns
     -------
     Tidy DataFrame with columns ``group``, ``gene``, ``statistic``, ``zscore``, ``pvalue``,
     ``fdr``, ``log2fc``, ``pct_group``, ``pct_reference``, ``mean_group``,
-    ``mean_reference`` (a copy).
+    ``mean_reference`` (a copy, with a fresh index).
     """
     df = _results(adata, key)
-    if group is None:
-        return df.copy()
-    wanted = [group] if isinstance(group, str) else [str(g) for g in group]
-    known = set(map(str, df["group"].cat.categories if hasattr(df["group"], "cat") else df["group"].unique()))
-    missing = [g for g in wanted if g not in known]
-    if missing:
-        raise KeyError(f"group(s) {missing} not in the results; groups: {sorted(known)}")
-    return df[df["group"].astype(str).isin(wanted)].reset_index(drop=True)
+    if sort_by is not None and sort_by not in _VALUES:
+        raise ValueError(f"sort_by must be None or one of {_VALUES}, got {sort_by!r}.")
+    if group is not None:
+        wanted = [group] if isinstance(group, str) else [str(g) for g in group]
+        known = set(
+            map(str, df["group"].cat.categories if hasattr(df["group"], "cat") else df["group"].unique())
+        )
+        missing = [g for g in wanted if g not in known]
+        if missing:
+            raise KeyError(f"group(s) {missing} not in the results; groups: {sorted(known)}")
+        df = df[df["group"].astype(str).isin(wanted)]
+    if sort_by is None:
+        return df.reset_index(drop=True)
+    return _sorted(df, sort_by)
+
+
+def _sorted(df: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Rows by group (category / first-seen order), then ``by`` (descending; p-values ascending)."""
+    grp = df["group"]
+    codes = grp.cat.codes.to_numpy() if hasattr(grp, "cat") else pd.factorize(grp)[0]
+    values = df[by].to_numpy(dtype=float)
+    key = values if by in ("pvalue", "fdr") else -values
+    key = np.where(np.isnan(key), np.inf, key)
+    order = np.lexsort((np.arange(len(df)), key, codes))
+    return df.iloc[order].reset_index(drop=True)
 
 
 def de_matrix(adata: Any, key: str = "secact_de", value: str = "log2fc") -> pd.DataFrame:
