@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from ._activity import activity
 from ._differential import differential
+from ._rank import rank_activities
 
-__all__ = ["activity", "differential"]
+__all__ = ["activity", "differential", "rank_activities"]
