@@ -1,8 +1,10 @@
 """A simulated single-cell count data set with planted cytokine responses.
 
 The ground truth is known: every group but ``"control"`` answers one signature protein, whose
-signature column shifts that group's expression. It serves the ``secact example`` command and
-tests that check activity inference finds what was planted.
+signature column shifts that group's expression. Optionally, sender groups over-express the
+gene of a secreted protein (planted cell-cell communication: sender -> protein -> the group
+answering it). It serves the ``secact example`` command and tests that check activity
+inference and cell-cell communication find what was planted.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ _FILLER_FRACTION = 0.05
 _LIBRARY_SIGMA = 0.3  # sd of log library size
 _BASE_MEAN, _BASE_SD = 0.0, 1.5  # log2 gene abundance
 _MAX_SHIFT = 8.0  # |effect * signature| is clipped to this many log2 units
+_SECRETED_BASE = 4.5  # log2 base abundance of a sender's secreted gene (about 0.25% of counts)
 
 
 def _signature_frame(sig: str | pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -123,6 +126,8 @@ def simulate(
     signature: str | pd.DataFrame = "CytoSig",
     planted: Mapping[str, str] | None = None,
     effect: float = 1.0,
+    senders: Mapping[str, str] | None = None,
+    sender_effect: float = 2.0,
     mean_library_size: float = 2000.0,
     dispersion: float = 0.2,
     seed: int = 0,
@@ -157,6 +162,15 @@ def simulate(
         signature columns (see ``DEFAULT_PLANTED_ORDER``), groups named ``"<protein>_stimulated"``.
     effect
         Multiplier of the signature column in log2 space.
+    senders
+        ``{group name: gene}``: the group over-expresses the gene (e.g. ``{"IFNG_source":
+        "IFNG"}`` with a group answering ``"IFNG"`` plants a sender -> IFNG -> receiver link).
+        A name that is not a planted group adds a group without a response. The gene is
+        added to the data if it is not there; its base abundance is set to 4.5 log2 units
+        (about 0.25% of a cell's counts, expressed in every group) and the sender adds
+        ``sender_effect``. ``None`` (default) leaves the data exactly as without this option.
+    sender_effect
+        Log2 over-expression of the secreted gene in its sender group.
     mean_library_size
         Mean total counts per cell.
     dispersion
@@ -171,7 +185,8 @@ def simulate(
     anndata.AnnData
         ``X``: counts, cells x genes. ``obs["group"]``: categorical, ``"control"`` first, then
         the planted groups. ``var["in_signature"]``: whether a gene is a signature gene.
-        ``uns["simulate"]``: ``{"planted": {group: protein}, "params": {...}}``.
+        ``uns["simulate"]``: ``{"planted": {group: protein}, "params": {...}}``, plus
+        ``"senders": {group: gene}`` when ``senders`` is given.
     """
     if n_cells < 1:
         raise ValueError(f"n_cells must be positive, got {n_cells}")
@@ -195,6 +210,16 @@ def simulate(
         if unknown:
             raise ValueError(f"planted proteins {unknown} are not columns of the signature")
     groups = [CONTROL, *planted_map]
+    sender_map: dict[str, str] = {}
+    if senders is not None:
+        sender_map = {str(g): str(gene) for g, gene in senders.items()}
+        if not sender_map:
+            raise ValueError("senders must name at least one group (or be None)")
+        if CONTROL in sender_map:
+            raise ValueError(f"{CONTROL!r} is the unstimulated group and cannot be a sender")
+        if not np.isfinite(sender_effect):
+            raise ValueError(f"sender_effect must be finite, got {sender_effect}")
+        groups += [g for g in sender_map if g not in groups]
 
     # Genes: signature genes (all or a subset) plus fillers, shuffled.
     sig_genes = sig.index.to_numpy(dtype=object)
@@ -217,6 +242,12 @@ def simulate(
     fillers = np.array([f"SIMGENE{i:05d}" for i in range(1, n_filler + 1)], dtype=object)
     genes = np.concatenate([genes_sig, fillers])
     shifts = np.vstack([shifts_sig, np.zeros((n_filler, sig.shape[1]))])
+    if sender_map:  # secreted genes missing from the data are added (no signature shift)
+        present = set(genes.tolist())
+        extra = [g for g in dict.fromkeys(sender_map.values()) if g not in present]
+        if extra:
+            genes = np.concatenate([genes, np.array(extra, dtype=object)])
+            shifts = np.vstack([shifts, np.zeros((len(extra), sig.shape[1]))])
     order = rng.permutation(genes.size)
     genes, shifts = genes[order], shifts[order]
     in_signature = order < n_sig
@@ -225,10 +256,17 @@ def simulate(
     # Group proportions (groups x genes), log2 model normalised per group.
     base = rng.normal(_BASE_MEAN, _BASE_SD, size=n_total)
     col = {p: j for j, p in enumerate(sig.columns)}
+    if sender_map:
+        position = {g: i for i, g in enumerate(genes.tolist())}
+        for gene in set(sender_map.values()):
+            base[position[gene]] = _SECRETED_BASE
     log2_expr = np.tile(base, (len(groups), 1))
     for i, grp in enumerate(groups[1:], start=1):
-        shift = np.clip(effect * shifts[:, col[planted_map[grp]]], -_MAX_SHIFT, _MAX_SHIFT)
-        log2_expr[i] += shift
+        if grp in planted_map:
+            shift = np.clip(effect * shifts[:, col[planted_map[grp]]], -_MAX_SHIFT, _MAX_SHIFT)
+            log2_expr[i] += shift
+    for grp, gene in sender_map.items():
+        log2_expr[groups.index(grp), position[gene]] += sender_effect
     log2_expr -= log2_expr.max(axis=1, keepdims=True)
     props = np.exp2(log2_expr)
     props /= props.sum(axis=1, keepdims=True)
@@ -255,6 +293,7 @@ def simulate(
     adata = ad.AnnData(X=X, obs=obs, var=var)
     adata.uns["simulate"] = {
         "planted": dict(planted_map),
+        **({"senders": dict(sender_map)} if sender_map else {}),
         "params": {
             "n_cells": int(n_cells),
             "n_genes": int(n_total),
