@@ -188,15 +188,24 @@ class BlockJob:
 # passes
 # ----------------------------------------------------------------------------------------------
 def _run(
-    source, fn, sink, *, batch_size: int | None, columns=None, progress=None, desc="secact", executor=None
+    source,
+    fn,
+    sink,
+    *,
+    batch_size: int | None,
+    columns=None,
+    progress=None,
+    desc="secact",
+    executor=None,
+    start: int = 0,
 ):
     runner.run(
-        source.row_blocks(batch_size or settings.batch_size, columns),
+        source.row_blocks(batch_size or settings.batch_size, columns, start),
         fn,
         sink,
         executor=executor or source.executor,
         progress=progress,
-        total=source.n_obs,
+        total=source.n_obs - start,
         desc=desc,
     )
 
@@ -314,8 +323,9 @@ def cell_activity(
     batch_size: int | None = None,
     progress: bool | None = None,
     background: bool = False,
+    start: int = 0,
 ) -> None:
-    """Run ``job`` on every block of cells (restricted to ``columns``) into ``sink``."""
+    """Run ``job`` on every block of cells from row ``start`` (restricted to ``columns``) into ``sink``."""
     executor = source.executor if source.executor != "serial" else ("background" if background else "serial")
     _run(
         source,
@@ -326,6 +336,7 @@ def cell_activity(
         progress=progress,
         desc="secact",
         executor=executor,
+        start=start,
     )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from fast_array_utils import types
 
 from ._blocks import finish
-from ._sources import BlockSource, _check_batch, _names, _value_dtype
+from ._sources import BlockSource, _check_batch, _check_start, _names, _value_dtype
 
 __all__ = ["DaskSource"]
 
@@ -65,7 +65,7 @@ class DaskSource(BlockSource):
         return self._x.rechunk({0: _check_batch(batch_size), 1: -1})
 
     def row_blocks(
-        self, batch_size: int, columns: np.ndarray | None = None
+        self, batch_size: int, columns: np.ndarray | None = None, start: int = 0
     ) -> Iterator[tuple[int, int, Any]]:
         """Yield ``(start, stop, delayed block)`` for blocks of ``batch_size`` rows.
 
@@ -75,12 +75,14 @@ class DaskSource(BlockSource):
         import dask
 
         cols = self._check_columns(columns)
+        first = _check_start(start, _check_batch(batch_size), self.n_obs)
         x = self._rows(batch_size)
         finish_d = dask.delayed(_finish_columns, pure=True)
-        start = 0
+        a = 0
         for n, piece in zip(x.chunks[0], x.to_delayed().ravel(), strict=True):
-            yield start, start + n, finish_d(piece, cols)
-            start += n
+            if a >= first:
+                yield a, a + n, finish_d(piece, cols)
+            a += n
 
     def lazy(
         self,

@@ -17,6 +17,7 @@ input here, so the rules (and their errors) are the same everywhere:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,24 @@ class Resolved:
             temp_dir=temp_dir,
             opener=opener,
         )
+
+    def files(self) -> list[Path]:
+        """The files this input reads (an output must never be one of them)."""
+        found = [self.path] if self.path is not None else []
+        filename = getattr(self.adata, "filename", None) if self.adata is not None else None
+        if filename is not None:
+            found.append(Path(filename))
+        return found
+
+    def identity(self) -> dict:
+        """What identifies the data of this input: its file (path, size, modification time),
+        the shape and a hash of the cell names (a resumed run checks it)."""
+        names = hashlib.sha256("\n".join(map(str, self.obs_names)).encode()).hexdigest()
+        found: dict = {"shape": [self.n_obs, len(self.var)], "obs_names_sha256": names}
+        if self.path is not None:
+            st = os.stat(self.path)
+            found.update(path=os.fspath(Path(self.path).resolve()), size=st.st_size, mtime_ns=st.st_mtime_ns)
+        return found
 
     def in_memory_matrix(self):
         """The matrix restricted to the view's cells and genes (in-memory inputs only)."""

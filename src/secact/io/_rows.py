@@ -70,9 +70,9 @@ def _take_rows_pieces(mat, rows: np.ndarray, cols, piece_rows: int):
     return out
 
 
-def row_blocks(mat, src, batch_size: int, cols) -> Iterator[tuple[int, int, Block]]:
+def row_blocks(mat, src, batch_size: int, cols, first: int = 0) -> Iterator[tuple[int, int, Block]]:
     on_disk = isinstance(mat, h5py.Dataset) or backed_sparse_format(mat) is not None
-    for start in range(0, src.n_obs, batch_size):
+    for start in range(first, src.n_obs, batch_size):
         stop = min(start + batch_size, src.n_obs)
         pos = _row_positions(src, start, stop)
         if isinstance(pos, tuple):

@@ -20,6 +20,7 @@ target stays intact until the new one is complete.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import warnings
@@ -33,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .._results import clean_uns
+from ._output import clean_stale, partial_files, pid_alive
 
 __all__ = ["RowTarget", "SidecarWriter", "WriteRows"]
 
@@ -127,6 +129,11 @@ class WriteRows:
         return None
 
 
+def _canonical(job: dict) -> dict:
+    """``job`` as it reads back from JSON (tuples become lists, numbers stay numbers)."""
+    return json.loads(json.dumps(job, sort_keys=True, default=str))
+
+
 def _write_elem(group, key: str, value) -> None:
     import anndata as ad
 
@@ -170,6 +177,8 @@ class SidecarWriter:
         layers: Sequence[str] = ("beta", "se", "pvalue"),
         x: str = "zscore",
         dtype=np.float64,
+        job: Mapping[str, Any] | None = None,
+        resume: bool = False,
     ):
         self.path = Path(path)
         obs = obs.copy() if isinstance(obs, pd.DataFrame) else pd.DataFrame(index=pd.Index(obs))
@@ -185,14 +194,33 @@ class SidecarWriter:
         self.dtype = np.dtype(dtype).newbyteorder("<")
         uns_clean = clean_uns(dict(uns or {}), "uns")
         self.tmp_path = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}.h5ad")
+        self.journal_path = self.tmp_path.with_suffix(".journal")
+        self.job = None if job is None else _canonical(dict(job))
         self._written = np.zeros(self.n_obs, dtype=bool)
         self._state = "open"
         self._fd: int | None = None
-        self._file = h5py.File(self.tmp_path, "w")
+        self._journal: int | None = None
+        self._file = None
+        #: rows already written by an interrupted run that this one continues
+        self.resumed_rows = 0
+        self._done = 0  # rows [0, _done) written, in the journal
         try:
-            offsets = self._setup(obs, var_names, uns_clean)
-            self._file.close()
+            offsets = self._resume(obs, var_names) if resume else None
+            if offsets is None:
+                clean_stale(self.path)
+                try:
+                    self._file = h5py.File(self.tmp_path, "w")
+                    offsets = self._setup(obs, var_names, uns_clean)
+                    self._file.close()  # extends the file to its full size
+                except (OSError, RuntimeError) as err:
+                    msg = f"could not create {os.fspath(self.path)!r} ({err}); is the disk full or the file over a size limit?"
+                    raise OSError(msg) from err
             self._fd = os.open(self.tmp_path, os.O_WRONLY)
+            if self.job is not None:
+                self._journal = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                if not self.resumed_rows:
+                    os.ftruncate(self._journal, 0)
+                    os.write(self._journal, (json.dumps(self.job, sort_keys=True) + "\n").encode())
             st = os.fstat(self._fd)
             self.target = RowTarget(
                 str(self.tmp_path.resolve()),
@@ -204,6 +232,62 @@ class SidecarWriter:
         except BaseException:
             self.abort()
             raise
+
+    def _resume(self, obs: pd.DataFrame, var_names: pd.Index) -> dict[str, int] | None:
+        """Take over the partial file of an interrupted run of the same job (see ``job``):
+        returns the datasets' offsets, or ``None`` when there is nothing to resume."""
+        if self.job is None:
+            raise ValueError("resume=True needs the job's description (job=...)")
+        found = []
+        for pid, files in partial_files(self.path).items():
+            names = {f.suffix: f for f in files}
+            if pid != os.getpid() and not pid_alive(pid) and {".h5ad", ".journal"} <= set(names):
+                found.append((names[".h5ad"], names[".journal"]))
+        if not found:
+            return None
+        mismatches = []
+        for data, journal in found:
+            lines = journal.read_bytes().split(b"\n")
+            try:
+                recorded = json.loads(lines[0])
+            except ValueError:
+                continue
+            if recorded != self.job:
+                mismatches.append(
+                    sorted(k for k in set(recorded) | set(self.job) if recorded.get(k) != self.job.get(k))
+                )
+                continue
+            done = 0
+            for line in lines[1:]:
+                if line.strip().isdigit():
+                    done = max(done, int(line))
+            with h5py.File(data, "r") as f:
+                offsets = {}
+                for name in (self.x, *self.layers):
+                    ds = f["X"] if name == self.x else f["layers"][name]
+                    if ds.shape != (self.n_obs, self.n_vars) or ds.dtype != self.dtype:
+                        raise ValueError(f"the partial file {data} does not hold this job's results")
+                    offsets[name] = int(ds.id.get_offset())
+            os.replace(data, self.tmp_path)
+            os.replace(journal, self.journal_path)
+            self._written[:done] = True
+            self._done = self.resumed_rows = done
+            return offsets
+        msg = (
+            f"cannot resume {os.fspath(self.path)!r}: the interrupted run left next to it was a different "
+            f"job (it differs in {', '.join(mismatches[0]) if mismatches else 'its journal'}). Run it again "
+            "with the same data and parameters, or without resume=True to start afresh."
+        )
+        raise ValueError(msg)
+
+    def _advance(self) -> None:
+        """Record in the journal how many leading rows are complete."""
+        rest = self._written[self._done :]
+        done = self.n_obs if rest.all() else self._done + int(np.argmin(rest))
+        if done != self._done:
+            self._done = done
+            if self._journal is not None:
+                os.write(self._journal, f"{done}\n".encode())
 
     def _setup(self, obs: pd.DataFrame, var_names: pd.Index, uns: dict) -> dict[str, int]:
         f = self._file
@@ -271,6 +355,7 @@ class SidecarWriter:
             arr = np.ascontiguousarray(arr, dtype=self.dtype)
             _pwrite_all(self._fd, arr, self.target.offsets[name] + start * self.target.row_bytes)
         self._written[start:stop] = True
+        self._advance()
 
     def _check_unwritten(self, start: int, stop: int) -> None:
         if self._written[start:stop].any():
@@ -280,6 +365,7 @@ class SidecarWriter:
     def _mark(self, start: int, stop: int) -> None:
         self._check_unwritten(start, stop)
         self._written[start:stop] = True
+        self._advance()
 
     def close(self) -> Path:
         """Check every row was written, finalise the file and move it to ``path``."""
@@ -297,25 +383,40 @@ class SidecarWriter:
             os.close(self._fd)
             self._fd = None
             os.replace(self.tmp_path, self.path)
+            self._close_journal(remove=True)
         except BaseException:
             self.abort()
             raise
         self._state = "closed"
         return self.path
 
-    def abort(self) -> None:
-        """Discard the partial file (the target, if it exists, is left untouched)."""
+    def abort(self, keep: bool = False) -> None:
+        """Discard the partial file (the target, if it exists, is left untouched); with
+        ``keep`` (an interrupted run with a journal) leave it for ``resume=True``."""
         if self._state == "closed":
             return
         self._state = "aborted"
-        with contextlib.suppress(Exception):
-            self._file.close()
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.tmp_path)
+        keep = keep and self._journal is not None
+        self._close_journal(remove=not keep)
+        if not keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.tmp_path)
+
+    def _close_journal(self, remove: bool) -> None:
+        if self._journal is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._journal)
+            self._journal = None
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.journal_path)
 
     def __enter__(self) -> SidecarWriter:
         return self
@@ -323,8 +424,8 @@ class SidecarWriter:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
             self.close()
-        else:
-            self.abort()
+        else:  # an interrupted run (Ctrl-C) can be resumed; a failed one is discarded
+            self.abort(keep=issubclass(exc_type, KeyboardInterrupt))
         return False
 
     def __repr__(self) -> str:

@@ -61,12 +61,12 @@ class BlockSource(ABC):
 
     @abstractmethod
     def row_blocks(
-        self, batch_size: int, columns: np.ndarray | None = None
+        self, batch_size: int, columns: np.ndarray | None = None, start: int = 0
     ) -> Iterator[tuple[int, int, Block]]:
         """Yield ``(start, stop, X[start:stop][:, columns])`` for consecutive cell blocks.
 
-        Blocks cover ``0..n_obs`` in order, each with ``batch_size`` cells (the last one
-        possibly fewer). Values are float64: a dense C-ordered :class:`numpy.ndarray` for
+        Blocks cover ``start..n_obs`` in order (``start`` a multiple of ``batch_size``: a
+        resumed run), each with ``batch_size`` cells (the last one possibly fewer). Values are float64: a dense C-ordered :class:`numpy.ndarray` for
         dense storage, a canonical :class:`scipy.sparse.csr_matrix` (sorted indices,
         duplicates summed; explicit zeros may remain) for sparse storage. ``columns``
         (integer positions, in any order, repeats allowed; or a boolean mask) selects and
@@ -134,22 +134,33 @@ class _MatrixSource(BlockSource):
         self._temp_dir = temp_dir
 
     def row_blocks(
-        self, batch_size: int, columns: np.ndarray | None = None
+        self, batch_size: int, columns: np.ndarray | None = None, start: int = 0
     ) -> Iterator[tuple[int, int, Block]]:
         batch_size = _check_batch(batch_size)
         cols = self._check_columns(columns)
         if self._cols is not None:
             cols = self._cols if cols is None else self._cols[cols]
-        return self._iterate(batch_size, cols)
+        return self._iterate(batch_size, cols, _check_start(start, batch_size, self.n_obs))
 
-    def _iterate(self, batch_size: int, cols: np.ndarray | None) -> Iterator[tuple[int, int, Block]]:
+    def _iterate(
+        self, batch_size: int, cols: np.ndarray | None, start: int
+    ) -> Iterator[tuple[int, int, Block]]:
         with self._opener() as mat:
             if self._layout == "csc" and self.backed:
-                yield from csc_disk_blocks(mat, self, batch_size, cols, self._temp_dir or settings.temp_dir)
+                blocks = csc_disk_blocks(mat, self, batch_size, cols, self._temp_dir or settings.temp_dir)
             elif self._layout == "csc":
-                yield from csc_memory_blocks(mat, self, batch_size, cols)
+                blocks = csc_memory_blocks(mat, self, batch_size, cols)
             else:
-                yield from row_blocks(mat, self, batch_size, cols)
+                yield from row_blocks(mat, self, batch_size, cols, start)
+                return
+            yield from ((a, b, x) for a, b, x in blocks if a >= start)
+
+
+def _check_start(start, batch_size: int, n_obs: int) -> int:
+    start = int(start)
+    if start < 0 or start > n_obs or start % batch_size:
+        raise ValueError(f"start={start} must be a multiple of batch_size={batch_size} in [0, {n_obs}]")
+    return start
 
 
 def _check_batch(batch_size) -> int:

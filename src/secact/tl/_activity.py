@@ -16,9 +16,10 @@ from ..core import pipeline
 from ..core.params import InferenceParams
 from ..core.plan import make_plan
 from ..datasets._signatures import SIGNATURES, _signature
-from ..io import SidecarWriter, WriteRows, resolve
+from ..io import SidecarWriter, WriteRows, check_output, resolve
 from ..pp._symbols import gene_map
-from ._common import check_batch_size, gene_names, group_codes, reference_mask, results_target, write_atomic
+from ._common import check_batch_size, gene_names, reference_mask, results_target, write_atomic
+from ._groups import group_entry
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -56,6 +57,8 @@ def activity(
     dtype: Literal["float64", "float32"] = "float64",
     batch_size: int | None = None,
     out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
     key_added: str = "secact",
     copy: bool = False,
     progress: bool | None = None,
@@ -111,7 +114,17 @@ def activity(
         Path of an ``.h5ad`` file for the results. Cell level: a sidecar written block by
         block (``X`` = zscore, the other statistics as layers, ``obs`` = the cells), nothing
         large is added to ``adata``. Group level: the groups x proteins AnnData. Files are
-        written under a temporary name and renamed when complete.
+        written under a temporary name and renamed when complete. ``out`` is checked before
+        anything is computed: it may not be the input file, its folder must exist and be
+        writable, and the disk must have room for the results.
+    overwrite
+        Replace an existing ``out`` (it stays intact until the new file is complete).
+    resume
+        Continue an interrupted cell-level run to ``out`` (killed, or stopped with Ctrl-C)
+        from its last complete block; the result equals an uninterrupted run. The partial
+        file records the parameters and the input's identity and is only resumed by the same
+        job; without one to resume the run starts afresh. Partial files of dead processes
+        are otherwise removed.
     {run}
 
     Returns
@@ -144,8 +157,16 @@ def activity(
         msg = f"scale_factor must be a finite number > 0, got {scale_factor!r}."
         raise ValueError(msg)
 
+    if resume and (out is None or groupby is not None):
+        msg = "resume=True continues a cell-level run to a sidecar: it needs out= and no groupby."
+        raise ValueError(msg)
     with resolve(adata, layer=layer, use_raw=use_raw) as inp:
         target = results_target(inp, copy=copy, out=out, cells=groupby is None)
+        sig = _signature(signature)
+        if out is not None:  # before any pass over the data
+            rows, n_stats = (inp.n_obs, len(stats)) if groupby is None else (0, 0)
+            nbytes = rows * sig.shape[1] * n_stats * store_dtype.itemsize
+            out = check_output(out, reads=inp.files(), overwrite=overwrite, nbytes=nbytes, resume=resume)
         source = inp.source()
         names = gene_names(inp.var, gene_symbols)
         try:
@@ -156,7 +177,7 @@ def activity(
             totals = pipeline.column_totals(source, batch_size=batch, progress=progress)
             gmap = gene_map(names, organism=organism, map_symbols=map_symbols, totals=totals)
         sig_name = signature if isinstance(signature, str) and signature in SIGNATURES else None
-        plan = make_plan(_signature(signature), gmap.symbols, options, signature_name=sig_name)
+        plan = make_plan(sig, gmap.symbols, options, signature_name=sig_name)
         params = {
             **plan.params,
             "signature": sig_name or "custom",
@@ -169,7 +190,7 @@ def activity(
         }
         mapper = None if gmap.is_identity else gmap
         if groupby is not None:
-            entry = _groups(
+            entry = group_entry(
                 inp, source, mapper, gmap.n_output, plan, groupby, reference, input, batch, progress, params
             )
             if target is None or out is not None:
@@ -212,7 +233,22 @@ def activity(
                 x=res.x_stat(stats),
                 layers=[s for s in stats if s != res.x_stat(stats)],
                 dtype=store_dtype,
+                job={
+                    "params": {
+                        **params,
+                        "stats": list(stats),
+                        "dtype": store_dtype.name,
+                        "batch_size": batch,
+                    },
+                    "key_added": key_added,
+                    "input": inp.identity(),
+                },
+                resume=resume,
             ) as writer:
+                if writer.resumed_rows:
+                    logger.info(
+                        "resuming %s from cell %d of %d", os.fspath(out), writer.resumed_rows, inp.n_obs
+                    )
                 # dask workers that see the file write their rows into it themselves
                 fn = WriteRows(job, writer.target) if source.executor == "dask" else job
                 pipeline.cell_activity(
@@ -223,6 +259,7 @@ def activity(
                     batch_size=batch,
                     progress=progress,
                     background=True,
+                    start=writer.resumed_rows,
                 )
             logger.info("wrote %s (cells x proteins)", os.fspath(out))
         elif source.executor == "dask":
@@ -246,49 +283,3 @@ def activity(
             res.store(target, key_added, "cells", entry)
             logger.info("added adata.uns[%r]['cells'] and the cell-level results", key_added)
         return target if copy else None
-
-
-def _groups(inp, source, mapper, n_genes, plan, groupby, reference, input, batch, progress, params) -> dict:
-    """Group level: pseudo-bulk, normalise, centre, infer; the ``uns[key]["groups"]`` entry."""
-    codes, categories = group_codes(inp.obs, groupby)
-    used = np.unique(codes[codes >= 0])
-    names = [str(categories[i]) for i in used]
-    if len(set(names)) != len(names):
-        msg = f"the labels of {groupby!r} are not unique as strings: {names}; rename them."
-        raise ValueError(msg)
-    remap = np.full(len(categories) + 1, -1, dtype=np.int64)
-    remap[used] = np.arange(used.size)
-    codes = remap[codes]  # -1 stays -1 (index -1 is the extra slot)
-    if not names:
-        msg = f"obs[{groupby!r}] has no non-missing values."
-        raise ValueError(msg)
-    if reference is not None and str(reference) not in names:
-        msg = f"reference group {reference!r} is not among the groups of {groupby!r}: {names}."
-        raise ValueError(msg)
-    if reference is None and len(names) < 2 and input != "differential":
-        msg = f"obs[{groupby!r}] has a single group; centring on the mean over groups needs two or more."
-        raise ValueError(msg)
-    sums = pipeline.group_profiles(
-        source,
-        mapper=mapper,
-        codes=codes,
-        n_groups=len(names),
-        n_genes=n_genes,
-        input=input,
-        batch_size=batch,
-        progress=progress,
-    )
-    counts = np.bincount(codes[codes >= 0], minlength=len(names))
-    values = pipeline.group_values(sums, counts, names, input)
-    centre = None
-    if input != "differential":
-        ov = values[:, plan.gene_index]
-        centre = ov[names.index(str(reference))] if reference is not None else ov.mean(axis=0)
-    if reference is not None:  # the reference against itself is zero everywhere: left out
-        keep = [i for i, name in enumerate(names) if name != str(reference)]
-        values, names, counts = values[keep], [names[i] for i in keep], counts[keep]
-    stats = pipeline.infer_matrix(plan, values, names, offset=centre)
-    index = pd.Index(names, name=groupby)
-    tables = {k: pd.DataFrame(getattr(stats, k), index=index, columns=plan.proteins) for k in res.STATS}
-    params = {**params, "groupby": groupby, "reference": None if reference is None else str(reference)}
-    return res.groups_entry(params, groupby, tables, counts)

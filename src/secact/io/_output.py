@@ -1,0 +1,148 @@
+"""Checks of an output path, made before any computation: nothing is lost, nothing fails late.
+
+:func:`check_output` refuses an ``out`` that is (after ``~`` expansion and symlinks) one of the
+files the call reads, an existing file unless ``overwrite=True``, a directory, a path whose
+folder is missing or not writable, and a disk without room for the estimated result. The
+errors name the user's path and the fix.
+
+:func:`clean_stale` removes the partial files (``.<name>.partial-<pid>.*``) that a killed
+process left next to an output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import resource
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["check_output", "clean_stale", "partial_files", "pid_alive"]
+
+#: free space asked for beyond the estimate (HDF5 metadata, obs annotations)
+MARGIN = 1.05
+_MiB = 2**20
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_output(
+    out: str | os.PathLike,
+    *,
+    reads: Iterable[str | os.PathLike | None] = (),
+    overwrite: bool = False,
+    nbytes: int = 0,
+    resume: bool = False,
+) -> Path:
+    """Validate ``out`` before computing; returns it as an absolute path (``~`` expanded).
+
+    Parameters
+    ----------
+    out
+        The output file.
+    reads
+        Files the call reads (the input ``.h5ad``, a backed object's file); ``None`` entries
+        are ignored.
+    overwrite
+        Whether an existing ``out`` may be replaced (it stays intact until the new file is
+        complete).
+    nbytes
+        Estimated size of the output: the folder's free space must exceed it (with a 5%
+        margin).
+    resume
+        A resumed run writes into its partial file, whose size is already on disk.
+    """
+    if not isinstance(out, str | os.PathLike) or not os.fspath(out):
+        msg = f"out must be a file path, got {out!r}."
+        raise TypeError(msg)
+    path = Path(os.path.expanduser(os.fspath(out))).absolute()
+    for src in reads:
+        if src is not None and _same_file(path, Path(os.path.expanduser(os.fspath(src)))):
+            msg = (
+                f"out={os.fspath(out)!r} is the input file {os.fspath(src)!r}: writing results there "
+                "would destroy the data. Choose another path for out."
+            )
+            raise ValueError(msg)
+    if path.is_dir():
+        msg = f"out={os.fspath(out)!r} is a directory; give a file path such as {os.fspath(path / 'results.h5ad')!r}."
+        raise IsADirectoryError(msg)
+    if path.exists() and not overwrite:
+        msg = (
+            f"out={os.fspath(out)!r} exists; pass overwrite=True (CLI: --overwrite) to replace it "
+            "(it stays intact until the new file is complete)."
+        )
+        raise FileExistsError(msg)
+    folder = path.parent
+    if not folder.is_dir():
+        msg = f"the folder of out={os.fspath(out)!r} does not exist: {os.fspath(folder)!r}; create it first."
+        raise FileNotFoundError(msg)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        msg = f"the folder of out={os.fspath(out)!r} is not writable: {os.fspath(folder)!r}."
+        raise PermissionError(msg)
+    if nbytes and not resume:
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and limit < int(nbytes * MARGIN):
+            msg = (
+                f"out={os.fspath(out)!r} would be about {nbytes * MARGIN / _MiB:,.0f} MiB, over this "
+                f"process's file size limit of {limit / _MiB:,.0f} MiB (ulimit -f). Raise the limit, or "
+                "keep fewer statistics (stats=) in float32 (dtype=)."
+            )
+            raise OSError(msg)
+        free = shutil.disk_usage(folder).free
+        need = int(nbytes * MARGIN)
+        if free < need:
+            msg = (
+                f"not enough free space for out={os.fspath(out)!r}: the results need about "
+                f"{need / _MiB:,.0f} MiB, {os.fspath(folder)!r} has {free / _MiB:,.0f} MiB free. "
+                "Free space, write elsewhere, or keep fewer statistics (stats=) in float32 (dtype=)."
+            )
+            raise OSError(msg)
+    return path
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (on this machine)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def partial_files(path: Path) -> dict[int, list[Path]]:
+    """Partial files of ``path`` by the id of the process that wrote them."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.partial-(\d+)(\..+)?$")
+    found: dict[int, list[Path]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            m = pattern.match(entry.name)
+            if m:
+                found.setdefault(int(m.group(1)), []).append(Path(entry.path))
+    return found
+
+
+def clean_stale(path: Path, keep: Iterable[Path] = ()) -> list[Path]:
+    """Remove partial files of ``path`` left by processes that no longer run; returns them."""
+    keep = {Path(k) for k in keep}
+    removed = []
+    for pid, files in partial_files(path).items():
+        if pid == os.getpid() or pid_alive(pid):
+            continue
+        for f in files:
+            if f in keep:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+                removed.append(f)
+    return removed
