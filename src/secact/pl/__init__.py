@@ -1,7 +1,23 @@
-"""Plotting."""
+"""Plots of secact results (matplotlib; scanpy's ``ax`` / ``show`` / ``return_fig`` / ``save``)."""
 
 from __future__ import annotations
 
-from ._activity import activity_heatmap
+from ._bar import bar, lollipop
+from ._dotplot import dotplot
+from ._embedding import embedding, spatial, umap
+from ._heatmap import activity_heatmap, heatmap
+from ._rank import rank_activities
+from ._volcano import volcano
 
-__all__ = ["activity_heatmap"]
+__all__ = [
+    "activity_heatmap",
+    "bar",
+    "dotplot",
+    "embedding",
+    "heatmap",
+    "lollipop",
+    "rank_activities",
+    "spatial",
+    "umap",
+    "volcano",
+]
