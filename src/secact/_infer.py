@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ import pandas as pd
 from fast_array_utils.conv import to_dense
 
 from ._docs import doc_inference, doc_params, doc_signature
+from ._logging import elapsed, hint, logger
 from ._results import STATS
 from .core.params import InferenceParams
 from .core.pipeline import infer_matrix
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 __all__ = ["ActivityResult", "infer"]
-
-logger = logging.getLogger("secact")
 
 
 @dataclass
@@ -248,6 +246,12 @@ def infer(
     y = _response(frame, ctrl, differential=differential, paired=paired, single_sample=single_sample)
     sig_name = signature if isinstance(signature, str) and signature in SIGNATURES else None
     plan = make_plan(sig, y.index, options, signature_name=sig_name)
+    hint(
+        "%s signature: %s of its %s genes are in the profile",
+        sig_name or "custom",
+        f"{plan.params['n_genes_overlap']:,}",
+        f"{sig.shape[0]:,}",
+    )
     stats = infer_matrix(plan, y.to_numpy().T, y.columns)
     proteins = pd.Index(plan.proteins)
     out = {k: pd.DataFrame(getattr(stats, k).T, index=proteins, columns=y.columns) for k in STATS}
@@ -259,12 +263,20 @@ def infer(
         "single_sample": bool(single_sample),
     }
     logger.info(
-        "secact.infer: %d proteins x %d samples in %.2f s",
-        len(proteins),
-        y.shape[1],
-        time.perf_counter() - t0,
+        "computed activity of %s sample(s) x %s proteins in %s (%s)",
+        f"{y.shape[1]:,}",
+        f"{len(proteins):,}",
+        elapsed(t0),
+        _method_text(options),
     )
     return ActivityResult(**out, params=params)
+
+
+def _method_text(options: InferenceParams) -> str:
+    """How significance was computed, for log lines."""
+    if options.method == "analytic":
+        return "analytic"
+    return f"{options.n_permutations:,} permutations"
 
 
 def _check_orientation(frame: pd.DataFrame, sig: pd.DataFrame) -> None:

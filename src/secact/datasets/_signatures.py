@@ -11,7 +11,6 @@ take a few tens of milliseconds.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -22,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["SIGNATURES", "SignatureSpec", "data_dir", "signature"]
+from .._logging import hint, logger, quiet
 
-logger = logging.getLogger("secact")
+__all__ = ["SIGNATURES", "SignatureSpec", "data_dir", "signature"]
 
 FETCH_COMMAND = 'bash shared/fetch-secact-signature.sh "$SECACT_DATA_DIR"'
 
@@ -105,16 +104,18 @@ def _fetch(spec: SignatureSpec) -> Path:
         return target
     import pooch
 
+    logger.info("downloading the %s signature from %s to %s", spec.name, spec.url, folder)
     try:
-        return Path(
-            pooch.retrieve(
-                spec.url,
-                known_hash=f"sha256:{spec.sha256}",
-                fname=spec.filename,
-                path=folder,
-                progressbar=False,
+        with quiet(pooch.get_logger()):  # pooch announces the download itself, whatever the verbosity
+            path = Path(
+                pooch.retrieve(
+                    spec.url,
+                    known_hash=f"sha256:{spec.sha256}",
+                    fname=spec.filename,
+                    path=folder,
+                    progressbar=False,
+                )
             )
-        )
     except Exception as err:  # network errors come in many types (requests, OSError, ...)
         msg = (
             f"The {spec.name} signature file {spec.filename!r} (sha256 {spec.sha256}) is not in "
@@ -123,6 +124,8 @@ def _fetch(spec: SignatureSpec) -> Path:
             f"at a folder that holds it; in a checkout with shared data: {FETCH_COMMAND}"
         )
         raise OSError(msg) from err
+    logger.info("%s signature downloaded and verified (sha256 %s...)", spec.name, spec.sha256[:12])
+    return path
 
 
 def _parsed_path(spec: SignatureSpec, folder: Path) -> Path:
@@ -141,6 +144,7 @@ def _load_downloaded(spec: SignatureSpec) -> pd.DataFrame:
     folder = data_dir()
     parsed = _parsed_path(spec, folder)
     if parsed.exists():
+        hint("%s signature: reading the parsed copy %s", spec.name, parsed)
         with np.load(parsed, allow_pickle=False) as z:
             return pd.DataFrame(z["values"], index=pd.Index(z["genes"]), columns=pd.Index(z["proteins"]))
     path = _fetch(spec)

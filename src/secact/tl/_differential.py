@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from .._logging import elapsed, hint, logger
 from .._results import DE_COLUMNS, check_key, clean_uns
 from ..core import differential as _de
 from ..core.normalize import integer_valued
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 __all__ = ["differential"]
-
-logger = logging.getLogger("secact")
 
 
 def _match_category(name: Any, categories: list[Any], what: str) -> int:
@@ -252,6 +251,7 @@ def _run(
     progress,
     chunk_size,
 ):
+    t0 = time.perf_counter()
     n_obs = matrix.shape[0]
     if len(obs) != n_obs or len(var_names) != matrix.shape[1]:
         raise ValueError(
@@ -269,13 +269,13 @@ def _run(
 
     reader = GeneChunkReader(matrix, chunk_size=chunk_size)
     logger.info(
-        "differential: %d cells, %d genes, %d groups vs %s; %d chunk(s) of %d genes (%s%s)",
-        int(n_cat.sum()),
-        reader.n_vars,
+        "differential expression: %s cells, %s genes, %d group(s) vs %s; %d chunk(s) of %s genes (%s%s)",
+        f"{int(n_cat.sum()):,}",
+        f"{reader.n_vars:,}",
         len(sel),
         "rest" if ref < 0 else repr(categories[ref]),
         len(reader),
-        reader.chunk_size,
+        f"{reader.chunk_size:,}",
         reader.kind,
         ", backed" if reader.backed else "",
     )
@@ -289,9 +289,7 @@ def _run(
     acc = _de.rank_sums(reader, _de.RankSumChunk(codes, n_cat, ref, use, need_e), progress=progress)
     if data == "auto":
         kind = "log1p" if acc["nonint"].any() else "counts"
-        logger.info(
-            "data='auto': values are %s -> %s", "non-integer" if kind == "log1p" else "integers", kind
-        )
+        hint("data='auto': values are %s -> %s", "non-integer" if kind == "log1p" else "integers", kind)
     else:
         kind = data
     st = _de.statistics(
@@ -325,6 +323,12 @@ def _run(
             UserWarning,
             stacklevel=3,
         )
+    logger.info(
+        "computed differential expression of %d group(s) x %s genes in %s",
+        n_sel,
+        f"{n_vars:,}",
+        elapsed(t0),
+    )
     params = {
         "groupby": groupby,
         "reference": "rest" if ref < 0 else str(categories[ref]),
