@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ._activity import activity, activity_df
+from ._ccc import ccc
 from ._differential import de_matrix, differential
 from ._rank import rank_activities
 
-__all__ = ["activity", "activity_df", "de_matrix", "differential", "rank_activities"]
+__all__ = ["activity", "activity_df", "ccc", "de_matrix", "differential", "rank_activities"]
