@@ -75,7 +75,8 @@ class CccBlock:
 
     Returns ``(sums, values)``: ``n_slots x mapped genes`` sums of counts and a CSR matrix
     ``cells x genes`` of ``log2(count / library * scale_factor + 1)`` where the library is
-    the cell's total over all mapped genes (cells without counts keep zeros).
+    the cell's total over all mapped genes (cells without counts, and cells in no slot,
+    keep empty rows).
     """
 
     mapper: Any
@@ -95,6 +96,11 @@ class CccBlock:
         cols = sp.csr_matrix(cols, dtype=np.float64) if isinstance(cols, types.CSBase) else np.asarray(cols)
         values = log_normalize(cols, lib, self.scale_factor)
         values = sp.csr_matrix(values)  # dense blocks: keep only the non-zeros
+        unused = np.flatnonzero(slots < 0)
+        if unused.size:  # cells in no comparison: keep their rows empty (less memory)
+            values.data[
+                np.concatenate([np.arange(values.indptr[r], values.indptr[r + 1]) for r in unused])
+            ] = 0
         values.eliminate_zeros()
         return sums, values
 
