@@ -76,6 +76,10 @@ def run(
         close = getattr(sink, "close", None)
         if close is not None:
             close()
+        # a source's generator holds its file open until it ends: end it now, also on errors
+        stop_items = getattr(items, "close", None)
+        if stop_items is not None:
+            stop_items()
 
 
 # ----------------------------------------------------------------------------------------------

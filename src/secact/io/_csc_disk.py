@@ -18,13 +18,15 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import h5py
 import numpy as np
 from scipy import sparse
 
 from .._settings import settings
-from ._blocks import Block, finish
+from ._blocks import Block, check_indices, finish
+from ._output import pid_alive
 
 __all__ = ["csc_disk_blocks"]
 
@@ -95,6 +97,15 @@ class _RowMap:
         return self.order[lo[take] + k], take
 
 
+def _clean_stale_transposes(temp_dir) -> None:
+    """Remove transposes left in ``temp_dir`` by processes that no longer run (killed)."""
+    folder = Path(temp_dir or tempfile.gettempdir())
+    for f in folder.glob("secact-csc-*-*.h5"):
+        pid = f.name.split("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            f.unlink(missing_ok=True)
+
+
 def csc_disk_blocks(ds, src, batch_size: int, cols, temp_dir) -> Iterator[tuple[int, int, Block]]:
     cols = np.arange(int(ds.shape[1]), dtype=np.int64) if cols is None else cols
     n_out = cols.size
@@ -107,7 +118,8 @@ def csc_disk_blocks(ds, src, batch_size: int, cols, temp_dir) -> Iterator[tuple[
     budget = max(min(int(settings.csc_chunk_nnz), max(2 * block_nnz, _CSC_MIN_CHUNK_NNZ)), 1)
     rowmap = _RowMap(src, int(ds.shape[0]))
 
-    fd, tmp_path = tempfile.mkstemp(prefix="secact-csc-", suffix=".h5", dir=temp_dir)
+    _clean_stale_transposes(temp_dir)
+    fd, tmp_path = tempfile.mkstemp(prefix=f"secact-csc-{os.getpid()}-", suffix=".h5", dir=temp_dir)
     os.close(fd)
     tmp = None
     try:
@@ -121,6 +133,7 @@ def csc_disk_blocks(ds, src, batch_size: int, cols, temp_dir) -> Iterator[tuple[
             pos_parts, col_parts, val_parts = [], [], []
             for ri, rj, a, b in _column_reads(sc[i:j], indptr, budget):
                 m = _read_csc_columns(ds, a, b)
+                check_indices(m.indices, int(ds.shape[0]), where=f"{ds.group.file.filename}:{ds.group.name}")
                 lc = sc[i + ri : i + rj] - a
                 lens = np.diff(m.indptr)[lc]
                 labels = np.repeat(order[i + ri : i + rj].astype(np.int32), lens)

@@ -29,7 +29,7 @@ from fast_array_utils import types
 from scipy import sparse
 
 from .._settings import settings
-from ._blocks import Block, backed_sparse_format
+from ._blocks import Block, backed_sparse_format, check_sparse_matrix
 from ._csc_disk import csc_disk_blocks
 from ._csc_memory import csc_memory_blocks
 from ._rows import row_blocks
@@ -283,6 +283,8 @@ def matrix_source(
         mat, layout = sparse.csr_matrix(mat), "csr"  # COO, LIL, ...: one conversion
     if isinstance(mat, np.matrix):
         mat = np.asarray(mat)
+    if layout in ("csr", "csc"):
+        check_sparse_matrix(mat, layout)
     return _MatrixSource(
         opener or (lambda: contextlib.nullcontext(mat)),
         layout=layout,
