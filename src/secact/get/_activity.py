@@ -54,11 +54,13 @@ def activity(
     is read off the stored values (members have identical values).
     """
     out = _activity(adata, key, stat, level)
+    level_ = "cells" if "cells" in out.uns.get(key, {}) else "groups"
+    entry = dict(out.uns.get(key, {}).get(level_, {}))
     if "group" not in out.var.columns:
-        level_ = "cells" if "cells" in out.uns.get(key, {}) else "groups"
-        params = out.uns.get(key, {}).get(level_, {}).get("params", {})
-        groups = protein_groups(params, out.var_names, values=lambda: _head(out.X))
+        groups = protein_groups(entry.get("params", {}), out.var_names, values=lambda: _head(out.X))
         out.var["group"] = groups.to_numpy()
+    entry["x"] = stat  # which statistic X holds, for a file written from this object
+    out.uns[key] = {**out.uns[key], level_: entry}
     return out
 
 
@@ -82,17 +84,15 @@ def _activity(adata, key: str, stat: str, level) -> AnnData:
     entry = res.entry(adata, key, level)
     if level == "groups":
         if "zscore" not in entry:  # already a groups x proteins result (tables live in X/layers)
-            out = adata.copy()
-        else:
-            out = res.groups_anndata(key, entry)
-        return _with_x(out, stat)
+            return _with_x(adata.copy(), stat, x_stat=str(entry.get("x", "zscore")))
+        return _with_x(res.groups_anndata(key, entry), stat)
     stats = [str(s) for s in entry["stats"]]
     if stat not in stats:
         msg = f"the run kept only {stats}; {stat!r} was not stored (see stats= of secact.tl.activity)."
         raise KeyError(msg)
     proteins = pd.Index([str(p) for p in entry["proteins"]])
     if res.obsm_key(key, stats[0]) not in adata.obsm:  # a sidecar / result file
-        return _with_x(adata.copy(), stat, x_stat=res.x_stat(stats))
+        return _with_x(adata.copy(), stat, x_stat=str(entry.get("x", res.x_stat(stats))))
     layers = {k: _values(adata.obsm[res.obsm_key(key, k)]) for k in stats if k != stat}
     obsm = {k: v for k, v in adata.obsm.items() if not k.startswith(f"{key}_")}
     uns = {k: v for k, v in adata.uns.items() if k.endswith("_colors") or k == "spatial"}

@@ -95,7 +95,7 @@ def embedding(
     ----------
     adata
         AnnData with cell-level results of :func:`secact.tl.activity` (or its sidecar) and
-        ``obsm[f"X_{{basis}}"]``.
+        ``obsm["X_<basis>"]``.
     basis
         Embedding in ``obsm`` (``"umap"``, ``"pca"``, ``"spatial"``, ...).
     color

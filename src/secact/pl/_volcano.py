@@ -99,7 +99,7 @@ def volcano(
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(
         title=f"{significance} < {alpha:g}, |log2fc| ≥ {log2fc:g}", fontsize=8, title_fontsize=8,
-        loc="upper left", frameon=False, markerscale=1.5,
+        loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, markerscale=1.5,
     )  # fmt: skip
     if top > 0 and sig.any():
         idx = np.flatnonzero(sig)
