@@ -181,6 +181,15 @@ def _response(
     return y
 
 
+def _scale(profile: pd.DataFrame, control: pd.DataFrame | None, y: pd.DataFrame) -> np.ndarray:
+    """The magnitude of the data each response column was computed from (a column whose spread
+    is at the level of rounding relative to it is constant: e.g. a profile minus itself)."""
+    size = float(np.nanmax(np.abs(profile.to_numpy()))) if profile.size else 0.0
+    if control is not None and control.size:
+        size += float(np.nanmax(np.abs(control.to_numpy())))
+    return np.full(y.shape[1], size)
+
+
 @doc_params(signature=doc_signature, inference=doc_inference)
 def infer(
     profile: pd.DataFrame | pd.Series | AnnData,
@@ -244,6 +253,7 @@ def infer(
     sig = _signature(signature)
     _check_orientation(frame, sig)
     y = _response(frame, ctrl, differential=differential, paired=paired, single_sample=single_sample)
+    scale = _scale(frame, ctrl, y)
     sig_name = signature if isinstance(signature, str) and signature in SIGNATURES else None
     plan = make_plan(sig, y.index, options, signature_name=sig_name)
     hint(
@@ -252,7 +262,7 @@ def infer(
         f"{plan.params['n_genes_overlap']:,}",
         f"{sig.shape[0]:,}",
     )
-    stats = infer_matrix(plan, y.to_numpy().T, y.columns)
+    stats = infer_matrix(plan, y.to_numpy().T, y.columns, scale=scale)
     proteins = pd.Index(plan.proteins)
     out = {k: pd.DataFrame(getattr(stats, k).T, index=proteins, columns=y.columns) for k in STATS}
     params = {

@@ -104,8 +104,8 @@ def x_stat(stats: Sequence[str]) -> str:
 
 def check_key(key: str) -> str:
     """A ``key_added`` that anndata can write (a non-empty string without ``/``)."""
-    if not isinstance(key, str) or not key or "/" in key:
-        msg = f"key_added must be a non-empty string without '/', got {key!r}."
+    if not isinstance(key, str) or not key.strip() or "/" in key or key in (".", ".."):
+        msg = f"key_added must be a non-empty string without '/' (and not '.' or '..'), got {key!r}."
         raise ValueError(msg)
     return key
 

@@ -63,7 +63,7 @@ def test_differential(data, array_type, tmp_path):
     _, base = data
     ref = base.copy()
     secact.tl.differential(ref, "cell_type", progress=False)
-    expect = secact.get.differential(ref)
+    expect = secact.get.differential(ref, sort_by=None)
     x = as_array_type(base, array_type, tmp_path)
     if array_type.startswith("dask"):
         with pytest.raises(TypeError, match="dask"):
@@ -71,5 +71,5 @@ def test_differential(data, array_type, tmp_path):
         return
     got = secact.tl.differential(x, "cell_type", progress=False)
     if got is None:
-        got = secact.get.differential(x)
+        got = secact.get.differential(x, sort_by=None)
     pd.testing.assert_frame_equal(got.reset_index(drop=True), expect, check_exact=False, rtol=1e-12)

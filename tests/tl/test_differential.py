@@ -79,7 +79,7 @@ def test_against_scipy(adata, reference, fmt):
         a.X = getattr(sparse, f"{fmt}_matrix")(a.X)
     with pytest.warns(UserWarning, match="skipping"):
         secact.tl.differential(a, "grp", reference=reference, chunk_size=7)
-    res = secact.get.differential(a)
+    res = secact.get.differential(a, sort_by=None)
     _check_against_scipy(res, _scipy_table(adata, "grp", reference))
     assert list(res.columns) == [
         "group", "gene", "statistic", "zscore", "pvalue", "fdr", "log2fc",
@@ -100,10 +100,10 @@ def test_log1p_negative_values_and_float64():
     a.X = x
     with pytest.warns(UserWarning, match="skipping"):
         secact.tl.differential(a, "grp", reference="non-targeting")
-    _check_against_scipy(secact.get.differential(a), _scipy_table(a, "grp", "non-targeting"))
+    _check_against_scipy(secact.get.differential(a, sort_by=None), _scipy_table(a, "grp", "non-targeting"))
     with pytest.warns(UserWarning, match="skipping"):
         secact.tl.differential(a, "grp")
-    _check_against_scipy(secact.get.differential(a), _scipy_table(a, "grp", "rest"))
+    _check_against_scipy(secact.get.differential(a, sort_by=None), _scipy_table(a, "grp", "rest"))
 
 
 @pytest.mark.parametrize("reference", ["rest", "R"])
@@ -120,14 +120,14 @@ def test_large_groups_radix_path(reference):
     a = ad.AnnData(sparse.csc_matrix(x), obs=pd.DataFrame({"grp": lab}, index=[f"c{i}" for i in range(n)]))
     a.var_names = [f"g{j}" for j in range(g)]
     secact.tl.differential(a, "grp", reference=reference)
-    _check_against_scipy(secact.get.differential(a), _scipy_table(a, "grp", reference))
+    _check_against_scipy(secact.get.differential(a, sort_by=None), _scipy_table(a, "grp", reference))
 
 
 def test_options_tie_continuity(adata):
     a = adata.copy()
     with pytest.warns(UserWarning):
         secact.tl.differential(a, "grp", reference="non-targeting", tie_correct=False, continuity=False)
-    res = secact.get.differential(a, group="a")
+    res = secact.get.differential(a, group="a", sort_by=None)
     x = a.X
     lab = a.obs["grp"].astype(object).to_numpy()
     ing, ref = lab == "a", lab == "non-targeting"
@@ -160,8 +160,8 @@ def test_backed_identical(adata, tmp_path, fmt, reference):
         backed = ad.read_h5ad(path, backed="r")
         secact.tl.differential(backed, "grp", reference=reference, chunk_size=5)
         from_path = secact.tl.differential(str(path), "grp", reference=reference, chunk_size=9)
-    exp = secact.get.differential(mem)
-    pd.testing.assert_frame_equal(secact.get.differential(backed), exp)
+    exp = secact.get.differential(mem, sort_by=None)
+    pd.testing.assert_frame_equal(secact.get.differential(backed, sort_by=None), exp)
     pd.testing.assert_frame_equal(from_path, exp)
     assert backed.uns["secact_de"]["params"] == mem.uns["secact_de"]["params"]
     backed.file.close()
@@ -217,7 +217,7 @@ def test_integer_dtype_explicit_zeros_and_views(adata):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ad.ImplicitModificationWarning)
         secact.tl.differential(v, "grp", reference="non-targeting", groups=["a", "b"])
-    res = secact.get.differential(v)
+    res = secact.get.differential(v, sort_by=None)
     assert res["gene"].astype(str).tolist()[:12] == list(v.var_names)
     _check_against_scipy(res, _scipy_table(v.copy(), "grp", "non-targeting").query("group in ['a', 'b']"))
 
@@ -227,9 +227,9 @@ def test_fold_change_definitions(adata):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         secact.tl.differential(a, "grp", reference="non-targeting", pseudocount=0.5)
-        cnt = secact.get.differential(a, group="b").set_index("gene")
+        cnt = secact.get.differential(a, group="b", sort_by=None).set_index("gene")
         secact.tl.differential(a, "grp", data="log1p")
-        lg = secact.get.differential(a, group="b").set_index("gene")
+        lg = secact.get.differential(a, group="b", sort_by=None).set_index("gene")
     x = a.X.astype(np.float64)
     lab = a.obs["grp"].astype(object).to_numpy()
     ing, ref = lab == "b", lab == "non-targeting"
@@ -272,7 +272,7 @@ def test_nan_values(adata):
     lab = a.obs["grp"].iloc[10]
     with pytest.warns(UserWarning, match="NaN"):
         secact.tl.differential(a, "grp", reference="non-targeting")
-    res = secact.get.differential(a)
+    res = secact.get.differential(a, sort_by=None)
     g4 = res[res["gene"] == "g4"].set_index("group")
     assert np.isnan(g4.loc[lab, "pvalue"])
     others = g4.drop(index=lab)
@@ -324,7 +324,7 @@ def test_get_and_de_matrix(adata, tmp_path):
     m = secact.get.de_matrix(a, "de")
     assert m.shape == (a.n_vars, 4) and list(m.index) == list(a.var_names)
     assert list(m.columns) == ["a", "b", "c", "d"]
-    res = secact.get.differential(a, "de", group="c").set_index("gene")
+    res = secact.get.differential(a, "de", group="c", sort_by=None).set_index("gene")
     np.testing.assert_array_equal(m["c"].to_numpy(), res["log2fc"].to_numpy())
     z = secact.get.de_matrix(a, "de", value="zscore")
     assert np.isfinite(z.to_numpy()).all()

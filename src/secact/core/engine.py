@@ -208,6 +208,8 @@ class Engine:
         mu = y.mean(axis=1, keepdims=True)
         centred = y - mu
         sigma = np.sqrt((centred * centred).sum(axis=1, keepdims=True) / (n - 1))
+        scale = np.abs(a).max(axis=1, keepdims=True) if a.size else np.zeros((m, 1))
+        _rounding_level(sigma, scale, self.offset)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = centred / sigma
         beta = z @ self.model.Tt
@@ -253,6 +255,11 @@ class Engine:
         mu = row_sum / n
         var = (row_sq - n * mu * mu) / (n - 1)
         sigma = np.sqrt(np.maximum(var, 0.0))
+        scale = np.zeros(m)
+        stored = np.diff(indptr) > 0
+        if data.size:
+            scale[stored] = np.maximum.reduceat(np.abs(data), indptr[:-1][stored])
+        _rounding_level(sigma, scale, self.offset)
         ta = np.empty((m, tt.shape[1]))
         project_f64(indptr, indices, data, self._protein_tiles("float64"), ta)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -273,6 +280,7 @@ class Engine:
     def _analytic(self, beta: np.ndarray, sigma: np.ndarray) -> BlockStats:
         se = np.broadcast_to(self.model.analytic_se, beta.shape).copy()
         se[~(sigma > 0)] = np.nan
+        beta[~(sigma > 0)] = np.nan
         with np.errstate(invalid="ignore", divide="ignore"):
             z = beta / se
         _warn_degenerate(sigma)
@@ -287,6 +295,8 @@ class Engine:
         pvalue = (cnt + 1.0) / (n_perm + 1.0)
         bad = ~(sigma > 0)
         if bad.any():
+            beta[bad] = np.nan
+            z[bad] = np.nan
             se[bad] = np.nan
             pvalue[bad] = np.nan
         _warn_degenerate(sigma)
@@ -297,6 +307,19 @@ class Engine:
                 stacklevel=3,
             )
         return BlockStats(beta=beta, se=se, zscore=z, pvalue=pvalue)
+
+
+#: a sample whose spread is below this fraction of its values' magnitude is constant: what is
+#: left of it is rounding (e.g. a profile minus a control equal to it up to the last digit)
+NEAR_CONSTANT = 1e-12
+
+
+def _rounding_level(sigma: np.ndarray, scale: np.ndarray, offset) -> None:
+    """Set ``sigma`` to 0 (in place) where it is at the level of rounding relative to ``scale``
+    (the largest magnitude of the sample, plus that of the centre)."""
+    if offset is not None and np.size(offset):
+        scale = scale + float(np.abs(offset).max())
+    sigma[sigma <= NEAR_CONSTANT * scale] = 0.0
 
 
 def _warn_degenerate(sigma: np.ndarray) -> None:

@@ -48,6 +48,12 @@ class InferenceParams:
         if not _is_int(self.n_permutations) or self.n_permutations < 1:
             msg = f"n_permutations must be a positive integer, got {self.n_permutations!r}."
             raise ValueError(msg)
+        if self.method == "permutation" and self.n_permutations < 2:
+            msg = (
+                f"n_permutations={self.n_permutations}: a standard error needs at least 2 permutations "
+                "(SecAct uses 1000); or use method='analytic'."
+            )
+            raise ValueError(msg)
         if self.rng not in RNGS:
             msg = f"rng must be one of {list(RNGS)}, got {self.rng!r}."
             raise ValueError(msg)

@@ -31,7 +31,7 @@ from .._settings import settings
 from . import runner
 from ._kernels import expand_columns
 from ._numba import kernel_threads
-from .engine import BlockStats, Engine
+from .engine import NEAR_CONSTANT, BlockStats, Engine
 from .normalize import check_counts, check_finite, cpm_log2, group_sums, library_sizes, log_normalize
 from .plan import Plan
 
@@ -340,15 +340,25 @@ def cell_activity(
     )
 
 
-def infer_matrix(plan: Plan, values: np.ndarray, names: Sequence[str], *, offset=None) -> BlockStats:
+def infer_matrix(
+    plan: Plan, values: np.ndarray, names: Sequence[str], *, offset=None, scale=None
+) -> BlockStats:
     """The engine on samples x profile genes (all genes of the plan's profile), expanded to proteins.
 
-    Samples that are constant over the overlap genes are an error naming them.
+    Samples that are constant over the overlap genes are an error naming them; so are samples
+    whose spread is at the level of rounding relative to ``scale`` (per sample: the magnitude
+    of the data the values were computed from, e.g. a profile and its control; default: of
+    ``values`` and ``offset``).
     """
     block = np.asarray(values, dtype=np.float64)[:, plan.gene_index]
     if offset is not None:
         block = block - offset
-    const = np.ptp(block, axis=1) == 0
+    spread = np.ptp(block, axis=1)
+    if scale is None:
+        scale = np.abs(np.asarray(values, dtype=np.float64)[:, plan.gene_index]).max(axis=1)
+        if offset is not None:
+            scale = scale + np.abs(offset).max()
+    const = spread <= NEAR_CONSTANT * np.asarray(scale, dtype=np.float64)
     if const.any():
         bad = [str(names[i]) for i in np.flatnonzero(const)[:5]]
         msg = (

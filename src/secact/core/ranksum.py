@@ -118,7 +118,7 @@ def _collect(vals, rows, codes, ncat, use, need_e, nnz, sx, se, nanf):
         if c < 0:
             continue
         v = np.float64(vals[i])
-        if v != v:
+        if not np.isfinite(v):  # NaN and inf: the gene's statistics are NaN for this group
             nanf[c] = True
             continue
         if v == 0.0:

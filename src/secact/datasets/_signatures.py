@@ -134,7 +134,20 @@ def _parsed_path(spec: SignatureSpec, folder: Path) -> Path:
 
 def _read_table(path: Path | str) -> pd.DataFrame:
     """Read a genes x proteins TSV (header of protein names, first column genes)."""
-    frame = pd.read_csv(path, sep="\t", index_col=0, keep_default_na=False, na_values=["NA", "NaN", ""])
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith((b"\x89HDF", b"PK\x03\x04")):
+        msg = (
+            f"{path} is a binary file (HDF5 / .h5ad or zip), not a signature table: a signature is a "
+            "tab-separated genes x proteins table (.tsv or .tsv.gz). To compute activity of an .h5ad "
+            "file, pass it as the data (secact.tl.activity(path, ...)), not as the signature."
+        )
+        raise ValueError(msg)
+    try:
+        frame = pd.read_csv(path, sep="\t", index_col=0, keep_default_na=False, na_values=["NA", "NaN", ""])
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        msg = f"{path} is not a readable signature table (tab-separated genes x proteins): {err}"
+        raise ValueError(msg) from err
     frame.index = frame.index.astype(str)
     frame.columns = frame.columns.astype(str)
     return frame

@@ -253,6 +253,9 @@ class GeneChunkReader:
 
     @staticmethod
     def _csr_cols(data, indices, indptr, a, b, row_offset, nblk):
+        data = np.asarray(data)
+        if data.dtype == np.float16:  # the compiled kernels take float32 and wider
+            data = data.astype(np.float32)
         return _csr_to_csc_cols(
-            np.asarray(data), np.asarray(indices), np.asarray(indptr, dtype=np.int64), a, b, row_offset, nblk
+            data, np.asarray(indices), np.asarray(indptr, dtype=np.int64), a, b, row_offset, nblk
         )

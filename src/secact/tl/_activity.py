@@ -152,6 +152,11 @@ def activity(
     if input == "differential" and groupby is None and reference is not None:
         msg = "input='differential' is used as it is: a reference has no effect; drop it."
         raise ValueError(msg)
+    if isinstance(scale_factor, bool | np.bool_) or not isinstance(
+        scale_factor, int | float | np.number | None
+    ):
+        msg = f"scale_factor must be a number (e.g. 1e5), got {scale_factor!r}."
+        raise TypeError(msg)
     sf = 1e5 if scale_factor is None else float(scale_factor)
     if not (np.isfinite(sf) and sf > 0):
         msg = f"scale_factor must be a finite number > 0, got {scale_factor!r}."

@@ -76,6 +76,17 @@ def reference_mask(obs: pd.DataFrame, reference) -> np.ndarray | None:
             msg = f"no cell has obs[{column!r}] == {value!r}; the reference is empty."
             raise ValueError(msg)
     else:
+        if isinstance(reference, pd.Series):  # aligned by cell name, as pandas users expect
+            foreign = reference.index.difference(obs.index)
+            if len(foreign) or not reference.index.is_unique:
+                what = (
+                    f"labels not in obs_names, e.g. {list(foreign[:3])}"
+                    if len(foreign)
+                    else "duplicated labels"
+                )
+                msg = f"the reference Series has {what}; index it by the cells' names (obs_names)."
+                raise ValueError(msg)
+            reference = reference.reindex(obs.index, fill_value=False)
         mask = np.asarray(reference)
         if mask.dtype != bool or mask.shape != (len(obs),):
             msg = (

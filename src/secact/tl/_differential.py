@@ -163,6 +163,10 @@ def differential(
                 "are small and stored in `adata.uns`, or returned for a path)."
             )
         matrix = inp.matrix if inp.backed else inp.in_memory_matrix()
+        if not inp.backed and getattr(matrix, "dtype", None) == np.float16:
+            matrix = matrix.astype(np.float32)  # half precision: computed in single (a copy)
+        if len(inp.var_names) == 0:
+            raise ValueError("the expression matrix has 0 genes; nothing to test.")
         result, params = _run(
             matrix=matrix,
             obs=inp.obs,
@@ -217,6 +221,12 @@ def _select_groups(categories, n_cat, reference, groups) -> tuple[int, np.ndarra
                 logger.info("group %r is the reference; not tested against itself", g)
             elif i not in wanted:
                 wanted.append(i)
+    if not wanted or not any(n_cat[i] for i in wanted):
+        what = "the reference" if ref >= 0 else "one group"
+        raise ValueError(
+            f"nothing to compare: the cells have only {what} ({categories[ref] if ref >= 0 else ''}) "
+            "among the selected groups. Test at least one other group."
+        )
     n_total = int(n_cat.sum())
     selected, skipped = [], []
     for i in wanted:
@@ -319,7 +329,7 @@ def _run(
     n_nan = int(np.broadcast_to(st["bad"], st["statistic"].shape).any(axis=1).sum())
     if n_nan:
         warnings.warn(
-            f"{n_nan} gene(s) contain NaN values; their statistics are NaN for the affected groups.",
+            f"{n_nan} gene(s) contain NaN or infinite values; their statistics are NaN for the affected groups.",
             UserWarning,
             stacklevel=3,
         )

@@ -31,6 +31,9 @@ def group_entry(
     if reference is not None and str(reference) not in names:
         msg = f"reference group {reference!r} is not among the groups of {groupby!r}: {names}."
         raise ValueError(msg)
+    if reference is not None and len(names) < 2:
+        msg = f"obs[{groupby!r}] has only the reference group {reference!r}: there is nothing to compare with it."
+        raise ValueError(msg)
     if reference is None and len(names) < 2 and input != "differential":
         msg = f"obs[{groupby!r}] has a single group; centring on the mean over groups needs two or more."
         raise ValueError(msg)
