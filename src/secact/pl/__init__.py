@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._bar import bar, lollipop
+from ._ccc import ccc_circle, ccc_dot, ccc_heatmap, ccc_sankey
 from ._dotplot import dotplot
 from ._embedding import embedding, spatial, umap
 from ._heatmap import activity_heatmap, heatmap
@@ -12,6 +13,10 @@ from ._volcano import volcano
 __all__ = [
     "activity_heatmap",
     "bar",
+    "ccc_circle",
+    "ccc_dot",
+    "ccc_heatmap",
+    "ccc_sankey",
     "dotplot",
     "embedding",
     "heatmap",
