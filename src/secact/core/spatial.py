@@ -1,0 +1,359 @@
+"""Spatial downstream analyses on arrays: neighbours, spatial correlation, CCC, NMF patterns.
+
+Array counterparts of SecAct R's ``SecAct.CCC.scST`` and ``SecAct.signaling.pattern``
+(``R/downstream.R``) and their helpers ``find_neighbors``, ``calWeights``,
+``normalize_log_sparse`` and ``compute_spatial_correlation`` (``R/ifun.R``). Cells are rows
+everywhere (cells x genes, cells x proteins); nothing here knows about AnnData.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy import stats
+from scipy.spatial import cKDTree
+
+from .ccc import p_adjust_bh
+
+__all__ = [
+    "CCC_COLUMNS",
+    "background_means",
+    "ccc_spatial",
+    "choose_rank",
+    "log_normalize",
+    "neighbor_pairs",
+    "neighbor_products",
+    "neighbor_weights",
+    "nmf",
+    "silhouette_coef",
+    "spatial_correlation",
+]
+
+CCC_COLUMNS = (
+    "sender",
+    "secreted_protein",
+    "receiver",
+    "sender_count",
+    "receiver_count",
+    "neighboring_pairs",
+    "communicating_pairs",
+    "ratio",
+    "strength",
+    "pvalue",
+    "padj",
+)
+
+
+def neighbor_pairs(coords, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Directed neighbouring cell pairs within ``radius`` (R's ``find_neighbors``).
+
+    Every unordered pair at distance ``0 < d <= radius`` appears twice, as ``(i, j)`` and
+    ``(j, i)``; coincident cells (``d == 0``) are not neighbours, as in R. Pairs are sorted by
+    ``i`` then ``j``. Unlike R (``RANN::nn2`` with ``k = 100``) there is no cap on the number
+    of neighbours per cell.
+
+    Returns
+    -------
+    ``i``, ``j`` (int64) and the distances ``d``.
+    """
+    xy = np.asarray(coords, dtype=np.float64)
+    if xy.ndim != 2 or xy.shape[1] < 2:
+        raise ValueError(f"coordinates must be cells x 2 (or more) numbers, got shape {xy.shape}.")
+    if not np.isfinite(xy).all():
+        raise ValueError("coordinates contain NaN or infinite values; drop or fix those cells first.")
+    if not np.isfinite(radius) or radius <= 0:
+        raise ValueError(f"radius must be a positive number, got {radius!r}.")
+    pairs = cKDTree(xy).query_pairs(r=float(radius), output_type="ndarray").astype(np.int64)
+    d = np.sqrt(((xy[pairs[:, 0]] - xy[pairs[:, 1]]) ** 2).sum(axis=1))
+    keep = d > 0
+    pairs, d = pairs[keep], d[keep]
+    i = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    j = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    d = np.concatenate([d, d])
+    o = np.lexsort((j, i))
+    return i[o], j[o], d[o]
+
+
+def neighbor_weights(
+    n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, *, sigma: float | None = None
+) -> sp.csr_matrix:
+    """Cells x cells weights of neighbouring pairs: 1 (``sigma=None``, R's ``SecAct.CCC.scST``)
+    or the Gaussian kernel ``exp(-d^2 / (2 sigma^2))`` (R's ``calWeights``); zero diagonal."""
+    x = np.ones(d.shape) if sigma is None else np.exp(-(d**2) / (2.0 * float(sigma) ** 2))
+    return sp.csr_matrix((x, (i, j)), shape=(n, n))
+
+
+def log_normalize(counts, scale_factor: float, library_size=None):
+    """``log2(x / total * scale_factor + 1)`` per cell (R's ``normalize_log_sparse``).
+
+    ``counts`` is cells x genes (dense or sparse, kept sparse). ``library_size`` gives each
+    cell's total when ``counts`` holds only some of the genes (the totals are over all genes).
+    Cells with no counts stay zero (R would give NaN for a stored zero total).
+    """
+    total = (
+        np.asarray(counts.sum(axis=1)).ravel() if library_size is None else np.asarray(library_size, float)
+    )
+    total = np.asarray(total, dtype=np.float64)
+    scale = np.divide(scale_factor, total, out=np.zeros_like(total), where=total > 0)
+    if sp.issparse(counts):
+        out = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+        out.data = np.log2(out.data * np.repeat(scale, np.diff(out.indptr)) + 1.0)
+        return out
+    return np.log2(np.asarray(counts, dtype=np.float64) * scale[:, None] + 1.0)
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks of each column (R's ``rank``, ties averaged)."""
+    return np.column_stack([stats.rankdata(x[:, c]) for c in range(x.shape[1])]) if x.size else x
+
+
+def spatial_correlation(act, expr_aggr) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spearman correlation of each protein's activity with its gene's neighbour expression.
+
+    R's ``compute_spatial_correlation``: for every column, ``cor.test(act, expr_aggr,
+    method="spearman")``; BH over the proteins with a value. ``act`` and ``expr_aggr`` are
+    cells x proteins; a column of ``expr_aggr`` that is all NaN (no gene for the protein) or
+    a constant column gives NaN. The p-value is R's large-sample one (Student t with
+    ``n - 2`` degrees of freedom on ``r``), which R uses whenever there are ties or
+    ``n > 1290``; for small tie-free data R uses the AS 89 Edgeworth series instead.
+
+    Returns
+    -------
+    ``r``, ``pvalue``, ``padj`` (one per protein).
+    """
+    a = np.asarray(act, dtype=np.float64)
+    e = np.asarray(expr_aggr.toarray() if sp.issparse(expr_aggr) else expr_aggr, dtype=np.float64)
+    if a.shape != e.shape:
+        raise ValueError(f"act and expr_aggr must have the same shape, got {a.shape} and {e.shape}.")
+    n, m = a.shape
+    r = np.full(m, np.nan)
+    ok = ~np.isnan(e).any(axis=0) & ~np.isnan(a).any(axis=0)
+    if n > 2 and ok.any():
+        ra = _average_ranks(a[:, ok])
+        re = _average_ranks(e[:, ok])
+        ra -= ra.mean(axis=0)
+        re -= re.mean(axis=0)
+        den = np.sqrt((ra**2).sum(axis=0) * (re**2).sum(axis=0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r[ok] = np.where(den > 0, (ra * re).sum(axis=0) / den, np.nan)
+    r = np.clip(r, -1.0, 1.0)
+    p = np.full(m, np.nan)
+    fin = np.isfinite(r)
+    if n > 2:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = r[fin] / np.sqrt((1.0 - r[fin] ** 2) / (n - 2))
+        p[fin] = np.minimum(1.0, 2.0 * stats.t.sf(np.abs(t), df=n - 2))
+    return r, p, p_adjust_bh(p)
+
+
+def neighbor_products(expr, act, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``expr[i] * act[j]`` over the pairs and the number of positive products.
+
+    ``expr`` (sender gene expression) and ``act`` (receiver activity) are cells x proteins
+    with matching columns; ``i`` and ``j`` index the sender and receiver cell of each pair.
+    R's ``CCC_vec``: ``mean(CCC_vec)`` and ``sum(CCC_vec > 0)``, per protein.
+    """
+    e = np.asarray(expr, dtype=np.float64)
+    a = np.asarray(act, dtype=np.float64)
+    prod = e[i] * a[j]
+    if prod.shape[0] == 0:
+        return np.full(e.shape[1], np.nan), np.zeros(e.shape[1], dtype=np.int64)
+    return prod.mean(axis=0), (prod > 0).sum(axis=0)
+
+
+def background_means(
+    expr,
+    act,
+    senders: np.ndarray,
+    receivers: np.ndarray,
+    n_pairs: int,
+    n_background: int,
+    rng: np.random.Generator,
+    *,
+    chunk_elements: int = 2**22,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Background means of random sender-receiver pairs, in both directions.
+
+    R's background in ``SecAct.CCC.scST``: ``n_pairs * n_background`` senders and receivers
+    drawn with replacement from the two cell types (``senders``, ``receivers``), split into
+    ``n_background`` sets of ``n_pairs`` pairs, mean product per set. The same draws serve
+    both directions (``expr[s] * act[r]`` and ``expr[r] * act[s]``), as in R.
+
+    Returns
+    -------
+    Two ``n_background x proteins`` arrays: forward (senders express) and reverse.
+    """
+    e = np.asarray(expr, dtype=np.float64)
+    a = np.asarray(act, dtype=np.float64)
+    m = e.shape[1]
+    fwd = np.empty((n_background, m))
+    rev = np.empty((n_background, m))
+    s_all = rng.choice(senders, size=(n_background, n_pairs), replace=True)
+    r_all = rng.choice(receivers, size=(n_background, n_pairs), replace=True)
+    step = max(1, chunk_elements // max(1, n_pairs * m))
+    for b0 in range(0, n_background, step):
+        s = s_all[b0 : b0 + step]
+        r = r_all[b0 : b0 + step]
+        fwd[b0 : b0 + step] = (e[s] * a[r]).mean(axis=1)
+        rev[b0 : b0 + step] = (e[r] * a[s]).mean(axis=1)
+    return fwd, rev
+
+
+def ccc_spatial(
+    expr,
+    act,
+    labels: np.ndarray,
+    categories: Sequence[Any],
+    i: np.ndarray,
+    j: np.ndarray,
+    proteins: Sequence[str],
+    *,
+    n_background: int = 1000,
+    seed: int = 0,
+    ratio_cutoff: float = 0.2,
+    padj_cutoff: float = 0.01,
+    min_fraction: float = 0.05,
+) -> list[dict[str, Any]]:
+    """Cell-cell communication between neighbouring cells of two types (R's step 2).
+
+    For every unordered pair of cell types (``categories[c1] > categories[c2]`` as strings,
+    R's ``cellType1 > cellType2``) the neighbouring pairs with the first cell of type ``c1``
+    and the second of type ``c2`` are scored in both directions, per protein: sender
+    expression times receiver activity, ``ratio`` = fraction of positive products (kept when
+    ``> ratio_cutoff``), ``strength`` = mean product and ``pvalue = (#background >= strength
+    + 1) / (n_background + 1)``. Type pairs where under ``min_fraction`` of either type's
+    cells take part are skipped. BH runs over all kept rows; rows with ``padj <
+    padj_cutoff`` are returned, sorted by ``padj`` (stable).
+
+    ``expr`` (log-normalised expression of the proteins' genes) and ``act`` (activity, with
+    negatives set to 0) are cells x proteins; ``labels`` are category codes (-1: none).
+    """
+    e = np.asarray(expr, dtype=np.float64)
+    a = np.asarray(act, dtype=np.float64)
+    labels = np.asarray(labels)
+    names = [str(c) for c in categories]
+    present = [c for c in range(len(names)) if (labels == c).any()]
+    rng = np.random.default_rng(seed)
+    li, lj = labels[i], labels[j]
+    rows: list[dict[str, Any]] = []
+    for c1 in present:
+        for c2 in present:
+            if not names[c1] > names[c2]:
+                continue
+            cells1 = np.flatnonzero(labels == c1)
+            cells2 = np.flatnonzero(labels == c2)
+            sel = (li == c1) & (lj == c2)
+            pi, pj = i[sel], j[sel]
+            n_pairs = int(pi.size)
+            if (
+                np.unique(pi).size / cells1.size < min_fraction
+                and np.unique(pj).size / cells2.size < min_fraction
+            ):
+                continue
+            fwd_mean, fwd_pos = neighbor_products(e, a, pi, pj)
+            rev_mean, rev_pos = neighbor_products(e, a, pj, pi)
+            fwd_ratio, rev_ratio = fwd_pos / n_pairs, rev_pos / n_pairs
+            bg_fwd, bg_rev = background_means(e, a, cells1, cells2, n_pairs, n_background, rng)
+            for k, protein in enumerate(proteins):
+                for sender, receiver, ns, nr, mean, pos, ratio, bg in (
+                    (c1, c2, cells1.size, cells2.size, fwd_mean, fwd_pos, fwd_ratio, bg_fwd),
+                    (c2, c1, cells2.size, cells1.size, rev_mean, rev_pos, rev_ratio, bg_rev),
+                ):
+                    if not ratio[k] > ratio_cutoff:
+                        continue
+                    rows.append(
+                        {
+                            "sender": names[sender],
+                            "secreted_protein": str(protein),
+                            "receiver": names[receiver],
+                            "sender_count": int(ns),
+                            "receiver_count": int(nr),
+                            "neighboring_pairs": n_pairs,
+                            "communicating_pairs": int(pos[k]),
+                            "ratio": float(ratio[k]),
+                            "strength": float(mean[k]),
+                            "pvalue": float(((bg[:, k] >= mean[k]).sum() + 1) / (n_background + 1)),
+                        }
+                    )
+    padj = p_adjust_bh(np.array([r["pvalue"] for r in rows], dtype=np.float64))
+    for r, q in zip(rows, padj, strict=True):
+        r["padj"] = float(q)
+    kept = [r for r in rows if r["padj"] < padj_cutoff]
+    kept.sort(key=lambda r: r["padj"])
+    return kept
+
+
+def nmf(v, k: int, *, seed: int = 0, n_runs: int = 1, max_iter: int = 2000):
+    """Non-negative factorisation ``v ≈ w @ h`` (KL divergence, multiplicative updates).
+
+    R's ``NMF::nmf`` default (Brunet's algorithm: KL divergence, multiplicative updates,
+    random start) via scikit-learn; with ``n_runs > 1`` the best of several random starts
+    (lowest divergence) is kept, like R's ``nrun``. ``v`` is features x samples (proteins x
+    cells, as R's activity matrix).
+
+    Returns
+    -------
+    ``w`` (features x k), ``h`` (k x samples).
+    """
+    try:
+        from sklearn.decomposition import NMF
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        msg = "signalling patterns need scikit-learn: pip install scikit-learn (or secact[spatial])."
+        raise ImportError(msg) from err
+    v = np.asarray(v, dtype=np.float64)
+    if (v < 0).any():
+        raise ValueError("NMF needs non-negative values; set negative activities to 0 first.")
+    best = None
+    seeds = np.random.SeedSequence(seed).generate_state(n_runs)
+    for s in seeds:
+        model = NMF(
+            n_components=int(k),
+            init="random",
+            solver="mu",
+            beta_loss="kullback-leibler",
+            max_iter=max_iter,
+            tol=1e-6,
+            random_state=int(s),
+        )
+        w = model.fit_transform(v)
+        err = float(model.reconstruction_err_)
+        if best is None or err < best[0]:
+            best = (err, w, model.components_)
+    return best[1], best[2]
+
+
+def silhouette_coef(h: np.ndarray) -> float:
+    """Mean silhouette of the samples clustered by their largest coefficient.
+
+    NMF's ``silhouette.coef``: samples (columns of ``h``) are assigned to the factor with the
+    largest coefficient, distances are ``1 - Pearson correlation`` between samples' columns.
+    NaN when fewer than two clusters are used.
+    """
+    h = np.asarray(h, dtype=np.float64)
+    cl = h.argmax(axis=0)
+    if np.unique(cl).size < 2 or np.unique(cl).size >= h.shape[1]:
+        return float("nan")
+    from sklearn.metrics import silhouette_score
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.corrcoef(h.T)
+    d = np.clip(1.0 - np.nan_to_num(c, nan=0.0), 0.0, 2.0)
+    np.fill_diagonal(d, 0.0)
+    return float(silhouette_score(d, cl, metric="precomputed"))
+
+
+def choose_rank(ks: Sequence[int], silhouettes: Sequence[float]) -> int:
+    """R's rank rule: the ``k`` just after the largest drop in silhouette between neighbours.
+
+    ``v_diff = v[-last] - v[-first]``; ``k = ks[argmax(v_diff) + 1]`` (first maximum).
+    """
+    v = np.asarray(silhouettes, dtype=np.float64)
+    if len(ks) < 2 or v.size != len(ks):
+        raise ValueError("choose_rank needs at least two ranks and one silhouette per rank.")
+    diff = v[:-1] - v[1:]
+    if np.isnan(diff).all():
+        return int(ks[0])
+    return int(ks[int(np.nanargmax(diff)) + 1])
