@@ -177,10 +177,12 @@ def background_means(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Background means of random sender-receiver pairs, in both directions.
 
-    R's background in ``SecAct.CCC.scST``: ``n_pairs * n_background`` senders and receivers
-    drawn with replacement from the two cell types (``senders``, ``receivers``), split into
-    ``n_background`` sets of ``n_pairs`` pairs, mean product per set. The same draws serve
-    both directions (``expr[s] * act[r]`` and ``expr[r] * act[s]``), as in R.
+    R's background in ``SecAct.CCC.scST``: ``n_background`` sets of ``n_pairs`` senders and
+    receivers drawn with replacement from the two cell types (``senders``, ``receivers``),
+    mean product per set. The same draws serve both directions (``expr[s] * act[r]`` and
+    ``expr[r] * act[s]``), as in R. Each set draws its senders, then its receivers, from
+    ``rng``; sets are evaluated in chunks of about ``chunk_elements`` products, so memory
+    stays bounded (R holds all ``n_pairs * n_background`` draws at once).
 
     Returns
     -------
@@ -191,14 +193,16 @@ def background_means(
     m = e.shape[1]
     fwd = np.empty((n_background, m))
     rev = np.empty((n_background, m))
-    s_all = rng.choice(senders, size=(n_background, n_pairs), replace=True)
-    r_all = rng.choice(receivers, size=(n_background, n_pairs), replace=True)
-    step = max(1, chunk_elements // max(1, n_pairs * m))
+    step = max(1, min(n_background, chunk_elements // max(1, n_pairs * m)))
+    s = np.empty((step, n_pairs), dtype=np.int64)
+    r = np.empty((step, n_pairs), dtype=np.int64)
     for b0 in range(0, n_background, step):
-        s = s_all[b0 : b0 + step]
-        r = r_all[b0 : b0 + step]
-        fwd[b0 : b0 + step] = (e[s] * a[r]).mean(axis=1)
-        rev[b0 : b0 + step] = (e[r] * a[s]).mean(axis=1)
+        nb = min(step, n_background - b0)
+        for t in range(nb):  # one set at a time: the draws do not depend on the chunking
+            s[t] = rng.choice(senders, size=n_pairs, replace=True)
+            r[t] = rng.choice(receivers, size=n_pairs, replace=True)
+        fwd[b0 : b0 + nb] = (e[s[:nb]] * a[r[:nb]]).mean(axis=1)
+        rev[b0 : b0 + nb] = (e[r[:nb]] * a[s[:nb]]).mean(axis=1)
     return fwd, rev
 
 
