@@ -468,9 +468,27 @@ def _differential(args: argparse.Namespace) -> int:
     return 0
 
 
+def _download(spec, folder: Path, *, progress: bool) -> Path:
+    """Download a signature with pooch into ``folder``, verified by its sha256."""
+    import pooch
+
+    from secact._logging import logger, quiet
+
+    logger.info("downloading the %s signature from %s to %s", spec.name, spec.url, folder)
+    with quiet(pooch.get_logger()):
+        path = pooch.retrieve(
+            spec.url,
+            known_hash=f"sha256:{spec.sha256}",
+            fname=spec.filename,
+            path=folder,
+            progressbar=progress,
+        )
+    return Path(path)
+
+
 def _fetch_signature(args: argparse.Namespace) -> int:
     import secact
-    from secact.datasets._signatures import SIGNATURES, _fetch, _sha256, data_dir
+    from secact.datasets._signatures import SIGNATURES, _sha256, data_dir
 
     spec = SIGNATURES[args.name]
     if spec.packaged:
@@ -507,8 +525,8 @@ def _fetch_signature(args: argparse.Namespace) -> int:
             )
     else:
         try:
-            _fetch(spec)
-        except OSError as err:
+            _download(spec, folder, progress=not args.quiet and sys.stderr.isatty())
+        except Exception as err:  # network errors come in many types (requests, OSError, ...)
             cause = err.__cause__ if err.__cause__ is not None else err
             raise UserError(
                 f"could not download the {spec.name} signature ({type(cause).__name__}). Download "
@@ -537,7 +555,7 @@ def _verbosity_options(parser: argparse.ArgumentParser) -> None:
         "--verbose",
         action="count",
         default=0,
-        help="more detail (-v: hints such as the gene overlap; -vv: debug lines and tracebacks)",
+        help="more detail (-v: hints; -vv: debug lines, and tracebacks with errors)",
     )
 
 
@@ -576,7 +594,11 @@ def _inference_options(group, *, default_signature: str) -> None:
         help="permutation generator: mt19937 = SecAct R, srand = legacy C / SecActPy (default: %(default)s)",
     )
     group.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="seed of the generator (default: %(default)s)"
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="seed of the generator (default: %(default)s)",
     )
     group.add_argument(
         "--no-grouping",
@@ -641,7 +663,11 @@ def build_parser() -> argparse.ArgumentParser:
             "Read the results in Python: secact.get.activity('atlas_secact.h5ad')."
         ),
     )
-    act.add_argument("input", metavar="IN.h5ad", help="AnnData file, cells x genes (gene symbols)")
+    act.add_argument(
+        "input",
+        metavar="IN.h5ad",
+        help="AnnData file, cells x genes (gene symbols as var_names, or --gene-symbols)",
+    )
     io_group = act.add_argument_group("output")
     io_group.add_argument("-o", "--output", required=True, metavar="OUT.h5ad", help="result file (required)")
     io_group.add_argument(
@@ -714,13 +740,16 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Activity of secreted proteins from a bulk genes x samples table (TSV, CSV or\n"
             "whitespace separated, optionally .gz): first column gene symbols, one column per\n"
-            "sample. Samples are centred on their mean unless --differential is given.\n"
+            "sample. Each gene is centred on its mean over the samples (two or more needed)\n"
+            "unless --differential says the table is already a difference.\n"
             "Writes PREFIX.beta.tsv, PREFIX.se.tsv, PREFIX.zscore.tsv and PREFIX.pvalue.tsv\n"
             "(proteins x samples, as SecAct R)."
         ),
         epilog="example:\n  secact infer Ly86-Fc_vs_Vehicle_logFC.txt --differential -o ly86",
     )
-    inf.add_argument("profile", metavar="PROFILE", help="genes x samples table (.tsv, .csv, .txt)")
+    inf.add_argument(
+        "profile", metavar="PROFILE", help="genes x samples table (.tsv, .csv, .txt; optionally .gz)"
+    )
     inf.add_argument(
         "-o",
         "--output",
@@ -832,7 +861,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="permutations (default: %(default)s)",
     )
     ex.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="simulation seed (default: %(default)s)"
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="simulation seed (default: %(default)s)",
     )
     ex.add_argument(
         "--top",
@@ -842,7 +875,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="activities shown per group (default: %(default)s)",
     )
     ex.add_argument(
-        "--out", default="secact_example.h5ad", metavar="FILE", help="result file (default: %(default)s)"
+        "--out", default="secact_example.h5ad", metavar="OUT.h5ad", help="result file (default: %(default)s)"
     )
     _verbosity_options(ex)
     ex.set_defaults(func=_example)
