@@ -185,3 +185,16 @@ def test_import_configures_no_root_logging():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_failing_scanpy_log_never_stops_a_computation(scanpy_log, profile, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise TypeError("changed scanpy API")
+
+    monkeypatch.setattr(sc.logging, "info", broken)
+    sc.settings.verbosity = 2
+    with caplog.at_level(logging.INFO, logger="secact"):
+        result = secact.infer(profile, "CytoSig", method="analytic")
+    assert result.zscore.shape == (43, 2)
+    # the line went the standard way instead
+    assert any("computed activity" in r.getMessage() for r in caplog.records if r.name == "secact")

@@ -86,8 +86,12 @@ class _Route(logging.Filter):
             return record.levelno >= _cli_level
         log = _scanpy_log()
         if log is not None:
-            _to_scanpy(log, record)  # scanpy applies its verbosity
-            return False
+            try:
+                _to_scanpy(log, record)  # scanpy applies its verbosity
+            except Exception:  # a logging problem must never stop a computation
+                pass  # (e.g. a changed scanpy API): the record goes the standard way below
+            else:
+                return False
         if logger.level == _ROUTED:  # as if unset: the level the hierarchy above gives
             parent = logger.parent
             threshold = parent.getEffectiveLevel() if parent is not None else logging.WARNING
