@@ -11,6 +11,18 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True)
+def _restore_environ():
+    """Undo changes to ``os.environ`` after each test: ``dask.distributed`` sets
+    ``OMP_NUM_THREADS=1`` (and more) in the parent process, which changes the thread count,
+    hence the last bits, of every subprocess a later test starts."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def _secact_available() -> bool:
     from secact.datasets._signatures import SIGNATURES, data_dir
 

@@ -123,7 +123,8 @@ def activity(
         Continue an interrupted cell-level run to ``out`` (killed, or stopped with Ctrl-C)
         from its last complete block; the result equals an uninterrupted run. The partial
         file records the parameters and the input's identity and is only resumed by the same
-        job; without one to resume the run starts afresh. Partial files of dead processes
+        job; without one to resume the run starts afresh. Bit for bit with the same number of
+        threads (``secact.settings.n_jobs``), else to 1e-10 like any two runs. Partial files of dead processes
         are otherwise removed.
     {run}
 
