@@ -176,31 +176,17 @@ def _check_h5ad(path: Path) -> None:
     )
 
 
-def _check_output(
-    out: Path,
-    *,
-    kinds: Sequence[str],
-    overwrite: bool,
-    inputs: Sequence[Path] = (),
-    may_exist: bool = False,
-) -> None:
-    """Refuse an output before anything is computed: wrong type, missing folder, the input
-    itself, or an existing file without ``--overwrite``."""
-    name = os.fspath(out)
+def _check_output(out: Path, *, kinds: Sequence[str], overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuse an output before anything is computed: a wrong file type here, the rest (the
+    input itself, a directory, a missing folder, an existing file without ``--overwrite``) by
+    :func:`secact.io.check_output`, as the tools do."""
+    from secact.io import check_output
+
     fmt, _ = _suffixes(out)
     if fmt not in kinds:
         allowed = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
-        raise UserError(f"-o {name!r}: the output must be a {allowed} file.")
-    if out.is_dir():
-        raise UserError(f"-o {name!r} is a directory; give a file name such as {name}/result{kinds[0]}")
-    folder = out.parent
-    if not folder.is_dir():
-        raise UserError(f"the folder of -o {name!r} does not exist; create it first (mkdir -p {folder}).")
-    for src in inputs:
-        if out.exists() and os.path.samefile(out, src):
-            raise UserError(f"-o {name!r} is the input file; choose another output name.")
-    if out.exists() and not (overwrite or may_exist):
-        raise UserError(f"{name!r} exists; pass --overwrite to replace it.")
+        raise UserError(f"-o {os.fspath(out)!r}: the output must be a {allowed} file.")
+    check_output(out, reads=inputs, overwrite=overwrite)
 
 
 @contextlib.contextmanager
@@ -368,28 +354,19 @@ def _infer(args: argparse.Namespace) -> int:
 
 
 def _activity(args: argparse.Namespace) -> int:
-    import inspect
-
     import secact
 
     t0 = time.perf_counter()
     src, out = Path(args.input), Path(args.output)
     _check_h5ad(src)
-    _check_output(out, kinds=(".h5ad",), overwrite=args.overwrite, inputs=[src], may_exist=args.resume)
+    _check_output(out, kinds=(".h5ad",), overwrite=args.overwrite, inputs=[src])
     if args.layer is not None and args.use_raw:
         raise UserError("use either --layer or --use-raw, not both.")
-    accepted = inspect.signature(secact.tl.activity).parameters
-    extra = {}
-    if args.resume:
-        if args.groupby is not None:
-            raise UserError(
-                "--resume continues an interrupted cell-level run; a --groupby run is short: drop --resume."
-            )
-        if "resume" not in accepted:
-            raise UserError("--resume is not supported by this version of secact.tl.activity.")
-        extra["resume"] = True
-    if args.overwrite and "overwrite" in accepted:
-        extra["overwrite"] = True
+    if args.resume and args.groupby is not None:
+        raise UserError(
+            "--resume continues an interrupted cell-level run; a --groupby run is short: drop --resume."
+        )
+    extra = {"resume": args.resume, "overwrite": args.overwrite}
     reference = args.reference
     if reference is not None and args.groupby is None:
         column, eq, value = reference.partition("=")

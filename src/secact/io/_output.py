@@ -75,7 +75,7 @@ def check_output(
         raise IsADirectoryError(msg)
     if path.exists() and not overwrite:
         msg = (
-            f"out={os.fspath(out)!r} exists; pass overwrite=True (CLI: --overwrite) to replace it "
+            f"out={os.fspath(out)!r} exists; pass overwrite=True to replace it "
             "(it stays intact until the new file is complete)."
         )
         raise FileExistsError(msg)
