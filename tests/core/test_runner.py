@@ -143,3 +143,53 @@ def test_kernels_in_a_run_use_n_jobs_threads(executor):
         with secact.settings.override(n_jobs=2):
             runner.run(items, fn, lambda a, b, r: None, executor=executor, progress=False)
         assert seen == [2, 2, 2]
+
+
+class _RecordingBar:
+    """Stands in for tqdm: records every update."""
+
+    instances: list = []
+
+    def __init__(self, *args, total=None, **kwargs):
+        self.total = total
+        self.updates: list[int] = []
+        _RecordingBar.instances.append(self)
+
+    def update(self, n):
+        self.updates.append(n)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_progress_moves_within_a_long_permutation_block(monkeypatch, sparse):
+    """One block of 150 cells with permutations: the bar moves several times before the block's
+    result arrives, counts exactly the cells in the end, and the results do not change."""
+    import tqdm.auto
+
+    # all CytoSig genes: at ~800 counts per cell the sparse kernel runs; at ~40,000 the dense
+    # path, in permutation chunks made small here as they are for atlas-sized blocks
+    from secact.core.engine import DENSE_FROM
+
+    adata = secact.datasets.simulate(150, seed=3, sparse=sparse, mean_library_size=800 if sparse else 40_000)
+    density = (adata.X != 0).mean()
+    assert density < DENSE_FROM if sparse else density > DENSE_FROM
+    monkeypatch.setattr(secact.settings, "permutation_chunk_bytes", 1 << 20)
+    kw = {"method": "permutation", "n_permutations": 50, "batch_size": 1000, "stats": ["zscore", "pvalue"]}
+    secact.tl.activity(adata, "CytoSig", progress=False, key_added="quiet", **kw)
+    _RecordingBar.instances.clear()
+    monkeypatch.setattr(tqdm.auto, "tqdm", _RecordingBar)
+    secact.tl.activity(adata, "CytoSig", progress=True, key_added="bar", **kw)
+    [bar] = [b for b in _RecordingBar.instances if b.total == 150 and len(b.updates) > 1]
+    assert sum(bar.updates) == 150
+    assert len(bar.updates) >= 4  # parts of the one block, then its remainder (possibly 0)
+    for stat in kw["stats"]:
+        np.testing.assert_array_equal(adata.obsm[f"bar_{stat}"], adata.obsm[f"quiet_{stat}"])
+
+
+def test_tick_without_a_bar_does_nothing():
+    runner.tick(5)  # no run in progress: nothing to count, no error
+    seen = []
+    runner.run(_items(6), lambda b, s: (runner.tick(2), b)[1], lambda a, b, r: seen.append(r), progress=False)
+    assert len(seen) == 2

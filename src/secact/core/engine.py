@@ -38,6 +38,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import ndtr
@@ -48,6 +49,7 @@ from ._numba import kernel_threads
 from ._sparse_kernels import PERMUTE, PROTEINS_PER_TILE, G, project_f64
 from .params import Method
 from .ridge import RidgeModel
+from .runner import tick
 
 __all__ = ["DENSE_FROM", "DTYPES", "BlockStats", "Engine", "Method"]
 
@@ -225,12 +227,16 @@ class Engine:
         permuted = np.empty((m * step, n), dtype=self.dtype)
         products = np.empty((m * step, p), dtype=self.dtype)
         absb = np.abs(beta)
+        reported = 0
         for start in range(0, n_perm, step):
             idx = table[start : start + step]
             rows = m * idx.shape[0]
             gather_columns(zc, idx, permuted[:rows])
             np.matmul(permuted[:rows], tt, out=products[:rows])
             accumulate_moments(products[:rows], idx.shape[0], absb, s1, s2, cnt)
+            done = m * (start + idx.shape[0]) // n_perm  # cells' worth of work so far
+            tick(done - reported)
+            reported = done
         return self._finish(beta, s1, s2, cnt, n_perm, sigma.ravel())
 
     # -- sparse --------------------------------------------------------------------------------
@@ -272,7 +278,15 @@ class Engine:
         absb = np.zeros((m, c_pad.size))
         absb[:, :p] = np.abs(beta)
         values = data.astype(self.dtype, copy=False)
-        PERMUTE[self.dtype](indptr, indices, values, tiles, inv, trp, mu, sigma, c_pad, absb, s1, s2, cnt)
+        # cells are independent: run them in parts so that a progress bar moves within the block
+        part = max(32, 8 * numba.get_num_threads())
+        for a in range(0, m, part):
+            b = min(a + part, m)
+            PERMUTE[self.dtype](
+                indptr[a : b + 1], indices, values, tiles, inv, trp, mu[a:b], sigma[a:b], c_pad,
+                absb[a:b], s1[a:b], s2[a:b], cnt[a:b],
+            )  # fmt: skip
+            tick(b - a)
         s1, s2, cnt = s1[:, :p], s2[:, :p], cnt[:, :p]
         return self._finish(beta, s1, s2, cnt, trp.shape[0], sigma)
 

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 from .._settings import settings
 from ._numba import kernel_threads, threads
 
-__all__ = ["Executor", "run"]
+__all__ = ["Executor", "run", "tick"]
 
 R = TypeVar("R")
 Executor = Literal["serial", "background", "dask"]
@@ -59,6 +59,8 @@ def run(
     use ``secact.settings.n_jobs`` threads (one per task on dask).
     """
     sink = _with_progress(sink, progress, total, desc, unit)
+    if isinstance(sink, _ProgressSink) and executor != "dask":  # dask tasks run elsewhere
+        fn = _Ticking(fn, sink)
     try:
         if executor == "serial":
             with kernel_threads():
@@ -85,11 +87,44 @@ def run(
 # ----------------------------------------------------------------------------------------------
 # progress
 # ----------------------------------------------------------------------------------------------
+_local = threading.local()
+
+
+def tick(n: int) -> None:
+    """Report ``n`` more rows of the block being computed in this thread as done.
+
+    Long per-block functions (the permutation engine: seconds per cell) call this between
+    parts of a block so that a progress bar moves within the block; the block's remaining
+    rows are counted when its result reaches the sink. Without a bar this does nothing.
+    """
+    report = getattr(_local, "report", None)
+    if report is not None and n > 0:
+        report(n)
+
+
+class _Ticking:
+    """``fn`` with :func:`tick` in this thread routed to the bar's count for its block."""
+
+    def __init__(self, fn, bar: _ProgressSink):
+        self._fn = fn
+        self._bar = bar
+
+    def __call__(self, block, start):
+        outer = getattr(_local, "report", None)
+        _local.report = self._bar.partial(start)
+        try:
+            return self._fn(block, start)
+        finally:
+            _local.report = outer
+
+
 class _ProgressSink:
     def __init__(self, sink, total, desc, unit, show):
         from tqdm.auto import tqdm
 
         self._sink = sink
+        self._lock = threading.Lock()
+        self._ticked: dict[int, int] = {}  # rows already counted per block start
         self._bar = tqdm(
             total=total,
             desc=desc,
@@ -102,7 +137,19 @@ class _ProgressSink:
 
     def __call__(self, start, stop, result):
         self._sink(start, stop, result)
-        self._bar.update(stop - start)
+        with self._lock:
+            done = self._ticked.pop(start, 0)
+            self._bar.update(max(stop - start - done, 0))
+
+    def partial(self, start: int) -> Callable[[int], None]:
+        """A callback counting rows of the block at ``start`` before its result arrives."""
+
+        def report(n: int) -> None:
+            with self._lock:
+                self._ticked[start] = self._ticked.get(start, 0) + n
+                self._bar.update(n)
+
+        return report
 
     def close(self):
         self._bar.close()
