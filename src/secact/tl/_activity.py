@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
+import time
+import warnings
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -11,6 +12,8 @@ import pandas as pd
 
 from .. import _results as res
 from .._docs import doc_inference, doc_input, doc_params, doc_run, doc_signature, doc_storage
+from .._infer import _method_text
+from .._logging import elapsed, logger
 from .._settings import settings
 from ..core import pipeline
 from ..core.params import InferenceParams
@@ -20,13 +23,22 @@ from ..io import SidecarWriter, WriteRows, check_output, resolve
 from ..pp._symbols import gene_map
 from ._common import check_batch_size, gene_names, reference_mask, results_target, write_atomic
 from ._groups import group_entry
+from ._spatial_activity import control_centre, control_files, spatial_genes
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
 __all__ = ["activity"]
 
-logger = logging.getLogger("secact")
+#: below this share of the signature's genes found in the data, a warning says what to check
+MIN_SHARE = 0.3
+#: cell-level permutation runs on more cells than this get a note with the estimated time
+MANY_CELLS = 5_000
+#: core-seconds per cell x overlap gene x signature column x permutation of the permutation
+#: engine (float64): SecAct (657 columns, ~7,500 genes of 20,000-gene counts), 1,000
+#: permutations, 13 s per 1,000 cells on 2 cores; float32 takes about 0.55 of that. A rough
+#: guide: sparse cells cost in proportion to their stored genes.
+PERMUTATION_COST = 5e-15
 
 
 @doc_params(
@@ -38,6 +50,8 @@ def activity(
     *,
     groupby: str | None = None,
     reference: str | np.ndarray | pd.Series | tuple[str, object] | None = None,
+    flavor: Literal["single-cell", "spatial"] = "single-cell",
+    control: AnnData | str | os.PathLike | None = None,
     layer: str | None = None,
     use_raw: bool | None = None,
     gene_symbols: str | None = None,
@@ -93,14 +107,35 @@ def activity(
     reference
         Centre on this instead of the mean over all: with ``groupby`` a group name; per cell
         a boolean mask over cells or ``(column, value)``.
+    flavor
+        ``"single-cell"`` (SecAct R's ``SecAct.activity.inference.scRNAseq``) or
+        ``"spatial"`` (``SecAct.activity.inference.ST``, per spot, raw counts only, no
+        ``groupby``): genes whose total count over all spots is 0 are dropped *before*
+        mouse/alias mapping and duplicate resolution (R's order; the gene set, hence the
+        permutation null, differs from ``"single-cell"`` when such genes exist), then spots
+        are scaled to ``scale_factor``, ``log2(x + 1)`` and centred on the gene means over
+        the spots, or over ``control``. Works on ``sc.read_visium``/squidpy AnnData (results
+        are stored like cell-level results). Spots without counts are left out of the means
+        and get NaN (R counts them as zero-expression spots); filter them for an exact match
+        (``sc.pp.filter_cells(adata, min_counts=1)``).
+    control
+        ``flavor="spatial"`` only (R's ``inputProfile_control``): a control sample's raw
+        counts (AnnData in memory or backed, or an ``.h5ad`` path), read with the same
+        ``layer``, ``use_raw``, ``gene_symbols`` and ``organism``. It is prepared like the
+        data (genes without counts dropped, symbols mapped, spots scaled and log-transformed)
+        and the data are centred on its gene means. Only genes with counts in both are used
+        (in the data's order); the others are dropped. Unlike R, a mouse control is mapped to
+        human symbols as the data are.
     {input}
     organism
-        ``"mouse"`` maps mouse genes to human symbols, summing counts of genes that share one.
+        ``"mouse"`` maps mouse genes to human symbols, summing counts of genes that share one
+        (R does this in its spatial pipeline).
     input
         ``"counts"`` (raw counts: the full SecAct normalisation), ``"log"`` (already
         log-normalised: only centring) or ``"differential"`` (used as they are).
     scale_factor
-        Per-cell scaling (default 1e5 as SecAct R; CosMx users pass 1e3). Groups use 1e6.
+        Per-cell/spot scaling (default 1e5 as SecAct R, e.g. Visium; CosMx users pass 1e3).
+        Groups use 1e6.
     {inference}
     map_symbols
         Map aliases to official symbols (SecAct R ``transferSymbol``) and resolve duplicates
@@ -163,6 +198,11 @@ def activity(
         msg = f"scale_factor must be a finite number > 0, got {scale_factor!r}."
         raise ValueError(msg)
 
+    if flavor not in ("single-cell", "spatial"):
+        msg = f"flavor must be 'single-cell' or 'spatial', got {flavor!r}."
+        raise ValueError(msg)
+    spatial = flavor == "spatial"
+    _check_spatial(spatial, groupby, input, control, reference)
     if resume and (out is None or groupby is not None):
         msg = "resume=True continues a cell-level run to a sidecar: it needs out= and no groupby."
         raise ValueError(msg)
@@ -172,18 +212,39 @@ def activity(
         if out is not None:  # before any pass over the data
             rows, n_stats = (inp.n_obs, len(stats)) if groupby is None else (0, 0)
             nbytes = rows * sig.shape[1] * n_stats * store_dtype.itemsize
-            out = check_output(out, reads=inp.files(), overwrite=overwrite, nbytes=nbytes, resume=resume)
+            reads = inp.files() + control_files(control)
+            out = check_output(out, reads=reads, overwrite=overwrite, nbytes=nbytes, resume=resume)
         source = inp.source()
         names = gene_names(inp.var, gene_symbols)
-        try:
-            gmap = gene_map(names, organism=organism, map_symbols=map_symbols)
-        except ValueError as err:  # duplicated symbols: R keeps the gene with the largest total
-            if "totals" not in str(err):
-                raise
-            totals = pipeline.column_totals(source, batch_size=batch, progress=progress)
-            gmap = gene_map(names, organism=organism, map_symbols=map_symbols, totals=totals)
+        genes = None
+        if spatial:  # R's ST order: genes without counts go first
+            genes = spatial_genes(
+                source,
+                names,
+                control,
+                layer=layer,
+                use_raw=use_raw,
+                gene_symbols=gene_symbols,
+                organism=organism,
+                map_symbols=map_symbols,
+                batch=batch,
+                progress=progress,
+            )
+            gmap, profile_genes = genes.gmap, genes.symbols
+        else:
+            try:
+                gmap = gene_map(names, organism=organism, map_symbols=map_symbols)
+            except ValueError as err:  # duplicated symbols: R keeps the gene with the largest total
+                if "totals" not in str(err):
+                    raise
+                totals = pipeline.column_totals(source, batch_size=batch, progress=progress)
+                gmap = gene_map(names, organism=organism, map_symbols=map_symbols, totals=totals)
+            profile_genes = gmap.symbols
         sig_name = signature if isinstance(signature, str) and signature in SIGNATURES else None
-        plan = make_plan(sig, gmap.symbols, options, signature_name=sig_name)
+        plan = make_plan(sig, profile_genes, options, signature_name=sig_name)
+        _overlap_feedback(plan.gene_index.size, sig.shape[0])
+        # positions of the overlap genes among the mapped genes (the plan's profile may be a subset)
+        overlap = plan.gene_index if genes is None else genes.used[plan.gene_index]
         params = {
             **plan.params,
             "signature": sig_name or "custom",
@@ -193,11 +254,26 @@ def activity(
             "gene_symbols": gene_symbols,
             "organism": organism,
             "map_symbols": bool(map_symbols),
+            "flavor": flavor,
         }
+        if genes is not None:
+            params["n_genes_zero"] = genes.n_zero
+            if control is not None:
+                params["control"] = (
+                    os.fspath(control) if isinstance(control, str | os.PathLike) else "AnnData"
+                )
         mapper = None if gmap.is_identity else gmap
         if groupby is not None:
+            t0 = time.perf_counter()
             entry = group_entry(
                 inp, source, mapper, gmap.n_output, plan, groupby, reference, input, batch, progress, params
+            )
+            logger.info(
+                "computed activity of %s groups x %s proteins in %s (%s)",
+                f"{len(entry['zscore']):,}",
+                f"{len(plan.proteins):,}",
+                elapsed(t0),
+                _method_text(options),
             )
             if target is None or out is not None:
                 result = res.groups_anndata(key_added, entry)
@@ -211,24 +287,33 @@ def activity(
             return target if copy else None
 
         params["scale_factor"] = sf
+        if options.method == "permutation" and inp.n_obs > MANY_CELLS:
+            _permutation_note(inp.n_obs, plan, store_dtype)
         library, offset = None, None
         if input != "differential":
+            t0 = time.perf_counter()
             library, offset = pipeline.cell_means(
                 source,
                 mapper=mapper,
-                overlap=plan.gene_index,
+                overlap=overlap,
                 input=input,
                 scale_factor=sf,
                 weights=reference_mask(inp.obs, reference),
                 batch_size=batch,
                 progress=progress,
             )
-        columns, sub_map = gmap.restrict(plan.gene_index)
+            logger.info(
+                "normalised %s cells (pass 1: library sizes, gene means) in %s", f"{inp.n_obs:,}", elapsed(t0)
+            )
+        if genes is not None and genes.control_source is not None:
+            offset = control_centre(genes, overlap, scale_factor=sf, batch=batch, progress=progress)
+        columns, sub_map = gmap.restrict(overlap)
         prepare = pipeline.Prepare(sub_map, input, sf, library)
         job = pipeline.BlockJob(
             plan.engine(offset, dtype=store_dtype), prepare, plan.row_index, stats, store_dtype
         )
         entry = res.cells_entry(params, plan.proteins, stats, store_dtype, out=out)
+        t0 = time.perf_counter()
         if out is not None:
             uns = {key_added: {"cells": entry}}
             with SidecarWriter(
@@ -267,6 +352,7 @@ def activity(
                     background=True,
                     start=writer.resumed_rows,
                 )
+            _inference_done(inp.n_obs - writer.resumed_rows, plan, options, t0)
             logger.info("wrote %s (cells x proteins)", os.fspath(out))
         elif source.executor == "dask":
             p = len(plan.proteins)
@@ -281,6 +367,7 @@ def activity(
                     arrays[k][a:b] = part[k]
 
             pipeline.cell_activity(source, job, sink, columns=columns, batch_size=batch, progress=progress)
+            _inference_done(inp.n_obs, plan, options, t0)
             for k in stats:
                 target.obsm[res.obsm_key(key_added, k)] = pd.DataFrame(
                     arrays[k], index=target.obs_names, columns=plan.proteins
@@ -289,3 +376,79 @@ def activity(
             res.store(target, key_added, "cells", entry)
             logger.info("added adata.uns[%r]['cells'] and the cell-level results", key_added)
         return target if copy else None
+
+
+def _check_spatial(spatial: bool, groupby, input, control, reference) -> None:
+    """What ``flavor="spatial"`` (R's per-spot ST pipeline) and ``control`` accept."""
+    if not spatial:
+        if control is not None:
+            msg = (
+                "control= is the control sample of the spatial pipeline (R's inputProfile_control): "
+                "pass flavor='spatial', or reference= to centre cells on a subset of them."
+            )
+            raise ValueError(msg)
+        return
+    if groupby is not None:
+        msg = (
+            "flavor='spatial' is SecAct R's per-spot pipeline and has no groupby; for activity per "
+            "cell type or region use flavor='single-cell' with groupby=."
+        )
+        raise ValueError(msg)
+    if input != "counts":
+        msg = f"flavor='spatial' starts from raw counts (input='counts'), got input={input!r}."
+        raise ValueError(msg)
+    if control is not None and reference is not None:
+        msg = "pass either control= (a control sample) or reference= (spots to centre on), not both."
+        raise ValueError(msg)
+
+
+def _overlap_feedback(n_found: int, n_signature: int) -> None:
+    """Log how many signature genes the data have; warn (instead) when it is a small share."""
+    share = n_found / n_signature
+    if share >= MIN_SHARE:
+        logger.info(
+            "%s of %s signature genes found in the data (%.1f%%)",
+            f"{n_found:,}",
+            f"{n_signature:,}",
+            100 * share,
+        )
+        return
+    warnings.warn(
+        f"only {n_found:,} of {n_signature:,} signature genes found in the data ({100 * share:.1f}%); "
+        "activities rest on few genes. Check that var_names are gene symbols (for Ensembl ids pass "
+        "gene_symbols='<var column with symbols>'), organism='mouse' for mouse data, and that the "
+        "matrix holds all genes (adata.raw vs X or a layer of selected genes: use_raw=/layer=).",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def permutation_seconds(n_cells: int, plan, dtype=np.float64) -> float:
+    """Rough duration of a cell-level permutation run on ``secact.settings.threads`` threads
+    (see :data:`PERMUTATION_COST`)."""
+    work = n_cells * plan.gene_index.size * plan.model.n_proteins * plan.options.n_permutations
+    factor = 0.55 if np.dtype(dtype) == np.float32 else 1.0
+    return work * PERMUTATION_COST * factor / settings.threads
+
+
+def _permutation_note(n_cells: int, plan, dtype) -> None:
+    seconds = permutation_seconds(n_cells, plan, dtype)
+    logger.warning(
+        "method='permutation' on %s cells: %s permutations per cell, estimated %s on %d threads; "
+        "method='analytic' gives the exact permutation mean and variance (no Monte-Carlo noise) "
+        "in a small fraction of that time.",
+        f"{n_cells:,}",
+        f"{plan.options.n_permutations:,}",
+        elapsed(time.perf_counter() - seconds),  # a duration in elapsed()'s format
+        settings.threads,
+    )
+
+
+def _inference_done(n_cells: int, plan, options, t0: float) -> None:
+    logger.info(
+        "computed activity of %s cells x %s proteins in %s (%s)",
+        f"{n_cells:,}",
+        f"{len(plan.proteins):,}",
+        elapsed(t0),
+        _method_text(options),
+    )
