@@ -25,7 +25,7 @@ The bulk :class:`secact.ActivityResult` keeps SecAct R's proteins x samples tabl
 Differential expression: ``adata.uns[key] = {"results": DataFrame, "params": dict}`` with the
 columns :data:`DE_COLUMNS`.
 
-Everything stored is writable by anndata (:func:`clean_uns`).
+Everything stored is writable by anndata (``clean_uns`` makes ``uns`` entries so).
 """
 
 from __future__ import annotations
@@ -50,8 +50,11 @@ __all__ = [
     "x_stat",
 ]
 
+#: The activity statistics, in their canonical order.
 STATS = ("beta", "se", "zscore", "pvalue")
+#: The levels of activity results under ``uns[key]``.
 LEVELS = ("cells", "groups")
+#: The columns of a differential expression results table.
 DE_COLUMNS = (
     "group",
     "gene",

@@ -45,6 +45,8 @@ class SignatureSpec:
         return self.url is None
 
 
+#: The signatures known by name: ``"SecAct"`` (downloaded once, cached) and ``"CytoSig"``
+#: (ships with the package), each a ``SignatureSpec`` (file name, sha256, URL, shape).
 SIGNATURES: dict[str, SignatureSpec] = {
     "SecAct": SignatureSpec(
         name="SecAct",
@@ -246,13 +248,15 @@ def signature(sig: str | os.PathLike | pd.DataFrame = "SecAct") -> pd.DataFrame:
     Parameters
     ----------
     sig
-        ``"SecAct"`` (downloaded on first use and cached, see :func:`data_dir`), ``"CytoSig"``
+        ``"SecAct"`` (downloaded on first use and cached in the data folder,
+        ``secact.settings.data_dir``, else ``$SECACT_DATA_DIR``, else the user cache), ``"CytoSig"``
         (ships with the package), a path to a tab-separated table (header of protein names,
         first column gene symbols), or a DataFrame (genes as index, proteins as columns).
 
     Returns
     -------
-    A new float64 DataFrame, genes x proteins.
+    pandas.DataFrame
+        A new float64 DataFrame, genes x proteins.
     """
     return _signature(sig).copy()
 

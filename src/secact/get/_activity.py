@@ -50,7 +50,7 @@ def activity(
     merges near-identical signature columns (Pearson r > ``group_cor``) and reports the
     group's result for each member; members share the label (their names joined by ``"|"``,
     e.g. ``"IL1B|TNFA"``), a protein alone has its own name. The grouping is recomputed from
-    the named signature of the run (see :mod:`secact.get._groups`); for a custom signature it
+    the named signature of the run, as SecAct groups it; for a custom signature it
     is read off the stored values (members have identical values).
     """
     out = _activity(adata, key, stat, level)

@@ -151,6 +151,7 @@ class Resolved:
         return m
 
     def close(self) -> None:
+        """Close any file this input opened itself (nothing else is touched)."""
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -107,7 +107,7 @@ class WriteRows:
     """``job(block, start)``, with the rows written through ``target`` where the file is
     reachable (then ``None`` is returned), else returned as they are.
 
-    A job with an ``each(block, start, buffer)`` method (:class:`secact.core.pipeline.BlockJob`)
+    A job with an ``each(block, start, buffer)`` method (``secact.core.pipeline.BlockJob``)
     hands over one statistic at a time in a reused buffer, which is written before the next.
     """
 
@@ -163,6 +163,8 @@ class SidecarWriter:
     dtype
         The stored value dtype.
 
+    Notes
+    -----
     Use as a context manager: leaving the block normally calls :meth:`close`, an exception
     calls :meth:`abort`.
     """

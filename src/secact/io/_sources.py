@@ -42,7 +42,7 @@ class BlockSource(ABC):
 
     Attributes: ``n_obs``, ``n_vars``, ``obs_names``, ``var_names``, ``is_sparse``,
     ``dtype`` (the stored dtype; blocks are always float64), ``backed`` (whether the
-    values live on disk) and ``executor`` (how :func:`secact.core.runner.run` runs them).
+    values live on disk) and ``executor`` (how ``secact.core.runner.run`` runs them).
     """
 
     n_obs: int
@@ -306,7 +306,7 @@ def block_source(
     use_raw: bool = False,
     temp_dir: str | os.PathLike | None = None,
 ) -> BlockSource:
-    """Make a :class:`BlockSource` for ``data``.
+    """Make a :class:`~secact.io.BlockSource` for ``data``.
 
     Parameters
     ----------
@@ -314,7 +314,7 @@ def block_source(
         An :class:`~anndata.AnnData` (in memory, backed, or a view of either), a path to
         an ``.h5ad`` file (opened read-only for each pass), a bare ``numpy`` /
         ``scipy.sparse`` / dask matrix (cells x genes; names ``"0"``, ``"1"``, ...), a
-        backed matrix (``h5py.Dataset`` / anndata sparse dataset), or a :class:`BlockSource`.
+        backed matrix (``h5py.Dataset`` / anndata sparse dataset), or a :class:`~secact.io.BlockSource`.
     layer
         Read ``adata.layers[layer]`` (``layers/<layer>`` on disk) instead of ``X``.
     use_raw

@@ -33,7 +33,7 @@ __all__ = ["dotplot"]
 
 
 def _cell_tables(adata, groupby: str, key: str, alpha: float):
-    """Mean z per group and fraction of significant cells (p < alpha, or |z| beyond it)."""
+    """Mean z per group and fraction of significant cells (p < alpha, or ``|z|`` beyond it)."""
     from .._results import x_stat
     from ..get import activity
     from ..get._activity import _dense, _kept_stats
@@ -89,7 +89,7 @@ def dotplot(
 
     With ``groupby`` (cell-level results): colour = mean z-score of the group's cells, size =
     fraction of its cells with significant activity (p < ``alpha`` when p-values were kept,
-    else |z| above the two-sided normal quantile of ``alpha``). Without (group-level
+    else ``|z|`` above the two-sided normal quantile of ``alpha``). Without (group-level
     results): colour = the group's z-score, size = -log10 p-value.
 
     Parameters
@@ -111,7 +111,7 @@ def dotplot(
     collapse_groups
         One column per signature group (members share their results).
     vmax
-        Colour limit, symmetric around 0 (default: the largest |value| shown).
+        Colour limit, symmetric around 0 (default: the largest ``|value|`` shown).
     cmap
         Diverging colour map (white at 0).
     dot_max

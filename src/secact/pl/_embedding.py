@@ -27,7 +27,7 @@ stat
 cmap
     Colour map (default: diverging ``"RdBu_r"``, white at 0).
 symmetric
-    Colour limits ``-m .. m`` with ``m`` the largest |value| of each panel, so that equal
+    Colour limits ``-m .. m`` with ``m`` the largest ``|value|`` of each panel, so that equal
     activities up and down get equally strong colours (else scanpy's limits, still centred
     with ``vcenter=0``). Ignored for ``"se"`` / ``"pvalue"`` and where ``vmin`` / ``vmax``
     are given.

@@ -33,7 +33,7 @@ __all__ = ["activity_heatmap", "heatmap"]
 
 
 def _top_columns(z: pd.DataFrame, top: int, direction: str) -> list[str]:
-    """The ``top`` columns of each row (highest, lowest or largest |z|), first seen first."""
+    """The ``top`` columns of each row (highest, lowest or largest ``|z|``), first seen first."""
     chosen: list[str] = []
     for _, row in z.iterrows():
         key = {"up": -row, "down": row, "both": -row.abs()}[direction]
@@ -81,7 +81,7 @@ def heatmap(
     top
         Proteins per group when ``proteins`` is not given.
     direction
-        ``"up"`` (highest z of each group), ``"down"`` (lowest) or ``"both"`` (largest |z|).
+        ``"up"`` (highest z of each group), ``"down"`` (lowest) or ``"both"`` (largest ``|z|``).
     collapse_groups
         One column per signature group (members of a group have identical results; the
         column is named by the members joined with ``"|"``). ``False``: one per protein.
@@ -90,7 +90,7 @@ def heatmap(
     marker
         Text drawn on significant cells.
     vmax
-        Colour limit, symmetric around 0 (default: the largest |z| shown).
+        Colour limit, symmetric around 0 (default: the largest ``|z|`` shown).
     cmap
         Diverging colour map (white at 0).
     figsize
@@ -173,16 +173,16 @@ def _columns_for(wanted: list[str], columns: pd.Index, groups: pd.Series | None)
 
 
 def activity_heatmap(data: Any, key: str = "secact", **kwargs) -> Axes | Figure | None:
-    """Deprecated name of :func:`heatmap` (same parameters).
+    """Deprecated name of :func:`~secact.pl.heatmap` (same parameters).
 
     Parameters
     ----------
     data
-        See :func:`heatmap`.
+        See :func:`~secact.pl.heatmap`.
     key
-        See :func:`heatmap`.
+        See :func:`~secact.pl.heatmap`.
     kwargs
-        See :func:`heatmap`.
+        See :func:`~secact.pl.heatmap`.
     """
     warnings.warn(
         "secact.pl.activity_heatmap is deprecated; use secact.pl.heatmap (same parameters).",

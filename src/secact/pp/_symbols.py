@@ -61,7 +61,7 @@ def transfer_symbols(names: Sequence[str] | np.ndarray | pd.Index) -> np.ndarray
     -------
     numpy.ndarray
         Object array of the same length: each name found in the NCBI alias table
-        (:func:`secact.datasets._genes.alias_table`, exact case-sensitive match) is replaced by
+        (``secact.datasets._genes.alias_table``, exact case-sensitive match) is replaced by
         the symbol of its first row; all other names are returned unchanged. Names are never
         upper-cased, so mouse symbols such as ``"Cd4"`` pass through untouched.
     """
