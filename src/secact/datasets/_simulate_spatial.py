@@ -68,10 +68,10 @@ def _niche_disks(xy: np.ndarray, k: int) -> tuple[np.ndarray, float]:
     size = float(min(hi - lo))
     if k == 1:
         return centre[None, :], 0.3 * size
-    d = 0.27 * size
+    d = 0.3 * size
     angles = np.pi / 2 + 2 * np.pi * np.arange(k) / k
     centres = centre + d * np.column_stack([np.cos(angles), np.sin(angles)])
-    radius = min(0.22 * size, 0.95 * d * np.sin(np.pi / k))
+    radius = min(0.26 * size, 0.95 * d * np.sin(np.pi / k))
     return centres, float(radius)
 
 
@@ -129,9 +129,9 @@ def simulate_spatial(
     cell_types: Mapping[str, float] | Sequence[str] | None = None,
     niches: Mapping[str, tuple[str, str, Sequence[str]]] | None = None,
     spacing: float | None = None,
-    core: float = 0.5,
-    sender_share: float = 0.6,
-    effect: float = 1.0,
+    core: float = 0.7,
+    sender_share: float = 0.4,
+    effect: float = 1.5,
     sender_effect: float = 7.0,
     cells_per_spot: float = 8.0,
     mean_library_size: float = 2000.0,
