@@ -35,10 +35,11 @@ MIN_SHARE = 0.3
 #: cell-level permutation runs on more cells than this get a note with the estimated time
 MANY_CELLS = 5_000
 #: core-seconds per cell x overlap gene x signature column x permutation of the permutation
-#: engine (float64): SecAct (657 columns, ~7,500 genes of 20,000-gene counts), 1,000
-#: permutations, 13 s per 1,000 cells on 2 cores; float32 takes about 0.55 of that. A rough
-#: guide: sparse cells cost in proportion to their stored genes.
-PERMUTATION_COST = 5e-15
+#: engine (float64), from SecAct (657 columns, ~7,900 overlap genes of 20,000-gene counts,
+#: 1,000 permutations: 13 s per 1,000 cells on 2 cores, README); float32 takes about 0.55 of
+#: that. A rough guide for the permutation-dominated runs the note is for: denser cells cost
+#: more (the sparse kernels work on stored genes), and fixed costs are left out.
+PERMUTATION_COST = 5e-12
 
 
 @doc_params(
