@@ -22,6 +22,8 @@ PUBLIC = [
     secact.pl.activity_heatmap,
     secact.pp.gene_map,
     secact.pp.transfer_symbols,
+    secact.tl.signaling_velocity,
+    secact.datasets.simulate_spatial,
 ]
 
 

@@ -19,7 +19,7 @@ import pytest
 
 import secact
 from secact.core import spatial
-from secact.datasets._simulate_spatial import DEFAULT_NICHES
+from secact.datasets._simulate_spatial import DEFAULT_NICHES, NO_NICHE
 
 PLANTED = {  # (sender, protein, receiver) of the default niches, sender != receiver
     (sender, protein, receiver)
@@ -193,3 +193,140 @@ def test_signaling_patterns_errors(tissue, monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.decomposition", None)
     with pytest.raises(ImportError, match="pip install scikit-learn"):
         secact.tl.signaling_patterns(tissue, 2, radius=30, sigma=15, copy=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# signaling_velocity
+# ----------------------------------------------------------------------------------------------
+def _velocity_loops(xy, expr, act, radius, sigma, mode, senders=None, receivers=None):
+    """R's spotST loop: per cell, weighted unit vectors to (or from) its partners, mean,
+    rescaled to unit length, times the summed weight."""
+    n = len(xy)
+    out = np.zeros((n, 2))
+    for c in range(n):
+        vecs, ws = [], []
+        for o in range(n):
+            d = np.hypot(*(xy[o] - xy[c]))
+            if o == c or d == 0 or d > radius:
+                continue
+            i, j = (c, o) if mode == "sending" else (o, c)
+            if senders is not None and not senders[i]:
+                continue
+            if receivers is not None and not receivers[j]:
+                continue
+            w = (1.0 if sigma is None else np.exp(-(d**2) / (2 * sigma**2))) * expr[i] * act[j]
+            if w > 0:
+                vecs.append((xy[j] - xy[i]) / d * w)
+                ws.append(w)
+        if not ws:
+            continue
+        mean = np.mean(vecs, axis=0)
+        out[c] = mean / np.hypot(*mean) * np.sum(ws)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["receiving", "sending"])
+@pytest.mark.parametrize("sigma", [1.5, None])
+def test_velocity_equals_loops(mode, sigma):
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(0, 10, (60, 2))
+    expr = rng.exponential(1.0, 60) * (rng.uniform(size=60) < 0.5)
+    act = np.maximum(rng.normal(size=60), 0)
+    got = spatial.velocity(xy, expr, act, 2.5, sigma=sigma, mode=mode)
+    want = _velocity_loops(xy, expr, act, 2.5, sigma, mode)
+    assert np.abs(want).sum() > 0 and (np.hypot(*want.T) == 0).sum() > 0  # both kinds of cell
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    senders, receivers = rng.uniform(size=60) < 0.5, rng.uniform(size=60) < 0.5
+    got = spatial.velocity(xy, expr, act, 2.5, sigma=sigma, mode=mode, senders=senders, receivers=receivers)
+    want = _velocity_loops(xy, expr, act, 2.5, sigma, mode, senders, receivers)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def _outward_cosine(adata, vec, m):
+    """Cosine of each cell's vector with the direction from niche m's centre to the cell."""
+    out = adata.obsm["spatial"] - adata.uns["simulation"]["centers"][m]
+    length = np.hypot(*vec.T) * np.hypot(*out.T)
+    return np.divide((vec * out).sum(axis=1), length, out=np.full(len(vec), np.nan), where=length > 0)
+
+
+def test_velocity_receiving_flows_out_of_the_sender_core(tissue):
+    info = tissue.uns["simulation"]
+    r = np.hypot(*(tissue.obsm["spatial"][:, None, :] - info["centers"][None]).transpose(2, 0, 1))
+    for m, (niche, entry) in enumerate(info["niches"].items()):
+        out = secact.tl.signaling_velocity(tissue, entry["protein"], radius=30, sigma=15, copy=True)
+        vec = out.obsm["secact_velocity"]
+        assert vec.shape == (tissue.n_obs, 2)
+        assert out.uns["secact_velocity"]["mode"] == "receiving"
+        inside = (tissue.obs["niche"] == niche).to_numpy()
+        # receivers around the sender core get the signal from the core: pointing outwards
+        rim = inside & tissue.obs["is_receiver"].to_numpy() & (r[:, m] > 0.6 * info["core_radius"])
+        cos = _outward_cosine(tissue, vec, m)
+        assert np.nanmean(cos[rim]) > 0.3, (niche, np.nanmean(cos[rim]))
+        # outside the niches hardly any signal arrives
+        length = np.hypot(*vec.T)
+        assert (
+            length[~inside & (tissue.obs["niche"] == NO_NICHE).to_numpy()].mean() < 0.1 * length[rim].mean()
+        )
+
+
+def test_velocity_sending_points_to_planted_receivers(tissue):
+    xy = tissue.obsm["spatial"]
+    rec = tissue.obs["is_receiver"].to_numpy()
+    for niche, entry in tissue.uns["simulation"]["niches"].items():
+        out = secact.tl.signaling_velocity(
+            tissue, entry["protein"], mode="sending", radius=30, sigma=15, copy=True
+        )
+        vec = out.obsm["secact_velocity"]
+        senders = np.flatnonzero(
+            tissue.obs["is_sender"].to_numpy() & (tissue.obs["niche"] == niche).to_numpy()
+        )
+        cos = []
+        for s in senders:  # direction to the planted receivers within reach (truth, not activity)
+            d = np.hypot(*(xy - xy[s]).T)
+            near = rec & (d > 0) & (d <= 30) & (tissue.obs["niche"] == niche).to_numpy()
+            target = ((xy[near] - xy[s]) / d[near, None]).sum(axis=0) if near.any() else np.zeros(2)
+            length = np.hypot(*vec[s]) * np.hypot(*target)
+            if length > 0:
+                cos.append(vec[s] @ target / length)
+        assert len(cos) > 10 and np.mean(cos) > 0.3, (niche, np.mean(cos))
+        length = np.hypot(*vec.T)
+        elsewhere = (tissue.obs["niche"] == NO_NICHE).to_numpy()
+        assert length[elsewhere].mean() < 0.05 * length[senders].mean()
+
+
+def test_velocity_sender_receiver_types_and_h5ad(tissue, tmp_path):
+    out = secact.tl.signaling_velocity(
+        tissue,
+        "IFNG",
+        radius=20,
+        sigma=None,
+        groupby="cell_type",
+        sender="T_cell",
+        receiver=["tumor"],
+        copy=True,
+    )
+    vec = out.obsm["secact_velocity"]
+    moving = np.hypot(*vec.T) > 0
+    assert moving.sum() > 10
+    assert (tissue.obs.loc[moving, "cell_type"] == "tumor").all()  # only tumor cells receive
+    out.write_h5ad(tmp_path / "v.h5ad")
+    back = ad.read_h5ad(tmp_path / "v.h5ad")
+    np.testing.assert_array_equal(back.obsm["secact_velocity"], vec)
+    assert back.uns["secact_velocity"]["protein"] == "IFNG"
+    assert "sigma" not in back.uns["secact_velocity"]["params"]  # None is not stored
+    assert back.uns["secact_velocity"]["params"]["sender"] == "T_cell"
+
+
+def test_velocity_errors(tissue):
+    with pytest.raises(ValueError, match="mode"):
+        secact.tl.signaling_velocity(tissue, "IFNG", mode="both", copy=True)
+    with pytest.raises(KeyError, match="not a protein"):
+        secact.tl.signaling_velocity(tissue, "NOPE", copy=True)
+    with pytest.raises(ValueError, match="groupby"):
+        secact.tl.signaling_velocity(tissue, "IFNG", sender="T_cell", copy=True)
+    with pytest.raises(ValueError, match="not in obs"):
+        secact.tl.signaling_velocity(tissue, "IFNG", groupby="cell_type", sender="B_cell", copy=True)
+    with pytest.raises(KeyError, match="no gene"):
+        secact.tl.signaling_velocity(tissue, "IL2", copy=True)
+    with pytest.raises(ValueError, match="sigma"):
+        secact.tl.signaling_velocity(tissue, "IFNG", sigma=0, copy=True)

@@ -6,6 +6,6 @@ from ._activity import activity
 from ._ccc import ccc
 from ._differential import differential
 from ._rank import rank_activities
-from ._spatial import ccc_spatial, signaling_patterns
+from ._spatial import ccc_spatial, signaling_patterns, signaling_velocity
 
-__all__ = ["activity", "ccc", "ccc_spatial", "differential", "rank_activities", "signaling_patterns"]
+__all__ = ["activity", "ccc", "ccc_spatial", "differential", "rank_activities", "signaling_patterns", "signaling_velocity"]

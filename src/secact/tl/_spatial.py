@@ -1,4 +1,4 @@
-"""Spatial downstream analyses: ``secact.tl.ccc_spatial`` and ``secact.tl.signaling_patterns``."""
+"""Spatial downstream analyses: ``tl.ccc_spatial``, ``tl.signaling_patterns``, ``tl.signaling_velocity``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ._common import gene_names, group_codes
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["ccc_spatial", "signaling_patterns"]
+__all__ = ["ccc_spatial", "signaling_patterns", "signaling_velocity"]
 
 logger = logging.getLogger("secact")
 
@@ -395,4 +395,136 @@ def signaling_patterns(
     target = adata.copy() if copy else adata
     target.obsm[key_added] = pd.DataFrame(hmat.T, index=target.obs_names, columns=names)
     target.uns[key_added] = entry
+    return target if copy else None
+
+
+# ----------------------------------------------------------------------------------------------
+# signalling velocity
+# ----------------------------------------------------------------------------------------------
+def signaling_velocity(
+    adata: AnnData,
+    protein: str,
+    *,
+    mode: str = "receiving",
+    radius: float = 200,
+    sigma: float | None = 100,
+    groupby: str | None = None,
+    sender: str | Sequence[str] | None = None,
+    receiver: str | Sequence[str] | None = None,
+    key: str = "secact",
+    layer: str | None = None,
+    use_raw: bool | None = None,
+    gene_symbols: str | None = None,
+    spatial_key: str = "spatial",
+    scale_factor: float = 1e5,
+    key_added: str = "secact_velocity",
+    copy: bool = False,
+) -> AnnData | None:
+    """Signalling velocity of a secreted protein: where its signal flows, per cell or spot.
+
+    SecAct R's ``SecAct.signaling.velocity.spotST``. Between neighbours ``i`` and ``j``
+    within ``radius`` the flow from ``i`` to ``j`` is ``exp(-d^2 / (2 sigma^2))`` times the
+    expression of the protein's gene in ``i`` (``log2(counts / total * scale_factor + 1)``)
+    times the activity of the protein in ``j`` (z-score, negatives set to 0). A cell's
+    vector has the length of its total flow and the direction of the flow-weighted mean of
+    the unit vectors to its partners: towards the cells it reaches (``mode="sending"``) or
+    from the cells that reach it (``mode="receiving"``); see
+    :func:`secact.core.spatial.velocity`. With ``groupby``, ``sender`` and ``receiver``
+    only those cell types send and receive (the pairs of R's
+    ``SecAct.signaling.velocity.scST``; there ``sigma=None`` and ``radius=20``).
+
+    Draw it with :func:`secact.pl.velocity`. Run ``secact.tl.activity(adata, ...,
+    method="analytic")`` (per cell) first.
+
+    Parameters
+    ----------
+    adata
+        AnnData in memory with raw counts, coordinates in ``obsm[spatial_key]`` and activity
+        z-scores in ``obsm[f"{key}_zscore"]``.
+    protein
+        Secreted protein (a column of the activity; its name is its gene's symbol).
+    mode
+        ``"receiving"`` or ``"sending"``.
+    radius
+        Neighbour radius in the coordinates' unit (R: 200 µm for spots).
+    sigma
+        Width of the Gaussian distance weight (R: 100 µm); ``None``: weight 1.
+    groupby
+        Column of ``obs`` with cell types, for ``sender`` and ``receiver``.
+    sender, receiver
+        Cell type(s) allowed to send / receive (default: all cells).
+    key
+        ``key_added`` of the activity run.
+    layer, use_raw, gene_symbols
+        Where the counts and gene symbols are (scanpy's rule).
+    spatial_key
+        ``obsm`` key of the coordinates.
+    scale_factor
+        Counts per cell before ``log2(x + 1)`` (R: 1e5).
+    key_added
+        ``obsm`` and ``uns`` key of the result.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` (or the copy) with ``adata.obsm[key_added]`` (cells x 2 vectors, the
+    coordinates' unit times flow) and ``adata.uns[key_added]`` = ``{"protein", "mode",
+    "params"}``.
+    """
+    _check_in_memory(adata)
+    res.check_key(key_added)
+    if mode not in ("receiving", "sending"):
+        raise ValueError(f"mode must be 'receiving' or 'sending', got {mode!r}.")
+    if scale_factor <= 0:
+        raise ValueError(f"scale_factor must be positive, got {scale_factor!r}.")
+    act = _activity(adata, key)
+    protein = str(protein)
+    if protein not in act.columns:
+        msg = f"{protein!r} is not a protein of the activity run {key!r}; e.g. {list(act.columns[:5])}."
+        raise KeyError(msg)
+    counts, genes = _counts(adata, layer, use_raw, gene_symbols)
+    expr = _protein_expression(counts, genes, [protein], scale_factor)[:, 0]
+    if np.isnan(expr).all():
+        raise KeyError(
+            f"no gene {protein!r} in the data: the protein's gene symbol is needed (gene_symbols=?)."
+        )
+    masks = {}
+    if sender is not None or receiver is not None:
+        if groupby is None:
+            raise ValueError("sender= and receiver= need groupby= (the obs column of cell types).")
+        codes, categories = group_codes(adata.obs, groupby)
+        names = np.asarray([str(c) for c in categories])
+        for role, value in (("sender", sender), ("receiver", receiver)):
+            if value is None:
+                continue
+            wanted = [value] if isinstance(value, str) else [str(v) for v in value]
+            unknown = sorted(set(wanted) - set(names))
+            if unknown:
+                raise ValueError(f"{role} types {unknown} are not in obs[{groupby!r}]: {list(names)}.")
+            masks[role] = (codes >= 0) & np.isin(names[np.maximum(codes, 0)], wanted)
+    vec = _sp.velocity(
+        _coordinates(adata, spatial_key),
+        expr,
+        act[protein].clip(lower=0.0).to_numpy(),
+        radius,
+        sigma=sigma,
+        mode=mode,
+        senders=masks.get("sender"),
+        receivers=masks.get("receiver"),
+    )
+    params = {
+        "radius": float(radius),
+        "sigma": None if sigma is None else float(sigma),
+        "groupby": groupby,
+        "sender": sender if sender is None or isinstance(sender, str) else [str(s) for s in sender],
+        "receiver": receiver if receiver is None or isinstance(receiver, str) else [str(r) for r in receiver],
+        "key": key,
+        "layer": layer,
+        "spatial_key": spatial_key,
+        "scale_factor": float(scale_factor),
+    }
+    target = adata.copy() if copy else adata
+    target.obsm[key_added] = vec
+    target.uns[key_added] = {"protein": protein, "mode": mode, "params": res.clean_uns(params)}
     return target if copy else None
