@@ -168,10 +168,10 @@ def simulate_spatial(
     signature
         Signature name, path or DataFrame (:func:`secact.datasets.signature`).
     cell_types
-        ``{type: share}`` or a sequence of types (equal shares). Default
+        Mapping of cell type to its share, or a sequence of types (equal shares). Default
         :data:`DEFAULT_CELL_TYPES`.
     niches
-        ``{niche: (sender type, protein, receiver types)}``. Default :data:`DEFAULT_NICHES`
+        Mapping of niche name to ``(sender type, protein, receiver types)``. Default :data:`DEFAULT_NICHES`
         (IFNG, TGFB1 and IL6 niches).
     spacing
         Grid spacing in µm (default 10 for cells, 100 for spots).

@@ -439,8 +439,8 @@ def signaling_velocity(
     Parameters
     ----------
     adata
-        AnnData in memory with raw counts, coordinates in ``obsm[spatial_key]`` and activity
-        z-scores in ``obsm[f"{key}_zscore"]``.
+        AnnData in memory with raw counts, coordinates in ``obsm[spatial_key]`` and the
+        cell-level activity z-scores of the run ``key``.
     protein
         Secreted protein (a column of the activity; its name is its gene's symbol).
     mode
