@@ -49,7 +49,7 @@ from ._numba import kernel_threads
 from ._sparse_kernels import PERMUTE, PROTEINS_PER_TILE, G, project_f64
 from .params import Method
 from .ridge import RidgeModel
-from .runner import tick
+from .runner import tick, ticking
 
 __all__ = ["DENSE_FROM", "DTYPES", "BlockStats", "Engine", "Method"]
 
@@ -278,8 +278,9 @@ class Engine:
         absb = np.zeros((m, c_pad.size))
         absb[:, :p] = np.abs(beta)
         values = data.astype(self.dtype, copy=False)
-        # cells are independent: run them in parts so that a progress bar moves within the block
-        part = max(32, 8 * numba.get_num_threads())
+        # cells are independent: with a progress bar, run them in parts so that it moves within
+        # the block (parts cost a little load balance between threads, so only then)
+        part = max(64, 16 * numba.get_num_threads()) if ticking() else max(m, 1)
         for a in range(0, m, part):
             b = min(a + part, m)
             PERMUTE[self.dtype](

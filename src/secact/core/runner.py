@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 from .._settings import settings
 from ._numba import kernel_threads, threads
 
-__all__ = ["Executor", "run", "tick"]
+__all__ = ["Executor", "run", "tick", "ticking"]
 
 R = TypeVar("R")
 Executor = Literal["serial", "background", "dask"]
@@ -100,6 +100,12 @@ def tick(n: int) -> None:
     report = getattr(_local, "report", None)
     if report is not None and n > 0:
         report(n)
+
+
+def ticking() -> bool:
+    """Whether a progress bar counts :func:`tick` calls in this thread (so that work is worth
+    splitting into parts)."""
+    return getattr(_local, "report", None) is not None
 
 
 class _Ticking:
