@@ -10,6 +10,8 @@ import scipy.sparse as sp
 
 import secact
 
+from ..conftest import as_array_type
+
 B = 100
 STATS = ("beta", "se", "zscore", "pvalue")
 ZERO_SIG_GENE = 3  # a signature gene without counts in the sample
@@ -195,6 +197,26 @@ def test_backed_path_and_controls_of_every_kind(tmp_path, visium, control, sig):
     with pytest.raises(ValueError, match="input"):
         secact.tl.activity(path, sig, flavor="spatial", control=cpath, out=cpath, overwrite=True, **KW)
     cbacked.file.close()
+
+
+def test_every_array_type(tmp_path, visium, sig, array_type):
+    ref = reference_result(r_st(visium), sig, "analytic")
+    data = as_array_type(visium, array_type, tmp_path)
+    kw = {**KW, "method": "analytic"}
+    if array_type == "path":
+        secact.tl.activity(data, sig, flavor="spatial", out=tmp_path / "side.h5ad", **kw)
+        got = sidecar_results(tmp_path / "side.h5ad")
+    else:
+        secact.tl.activity(data, sig, flavor="spatial", **kw)
+        got = {
+            k: pd.DataFrame(
+                np.asarray(data.obsm[f"secact_{k}"]), index=visium.obs_names, columns=ref[k].columns
+            )
+            for k in STATS
+        }
+        if array_type.startswith("backed"):
+            data.file.close()
+    assert_matches(got, ref)
 
 
 def test_visium_results_round_trip(tmp_path, visium, sig):

@@ -23,7 +23,7 @@ from ..io import SidecarWriter, WriteRows, check_output, resolve
 from ..pp._symbols import gene_map
 from ._common import check_batch_size, gene_names, reference_mask, results_target, write_atomic
 from ._groups import group_entry
-from ._spatial_activity import control_centre, control_files, spatial_genes
+from ._spatial_activity import check_spatial, control_centre, control_files, spatial_genes
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -203,7 +203,7 @@ def activity(
         msg = f"flavor must be 'single-cell' or 'spatial', got {flavor!r}."
         raise ValueError(msg)
     spatial = flavor == "spatial"
-    _check_spatial(spatial, groupby, input, control, reference)
+    check_spatial(spatial, groupby, input, control, reference)
     if resume and (out is None or groupby is not None):
         msg = "resume=True continues a cell-level run to a sidecar: it needs out= and no groupby."
         raise ValueError(msg)
@@ -377,30 +377,6 @@ def activity(
             res.store(target, key_added, "cells", entry)
             logger.info("added adata.uns[%r]['cells'] and the cell-level results", key_added)
         return target if copy else None
-
-
-def _check_spatial(spatial: bool, groupby, input, control, reference) -> None:
-    """What ``flavor="spatial"`` (R's per-spot ST pipeline) and ``control`` accept."""
-    if not spatial:
-        if control is not None:
-            msg = (
-                "control= is the control sample of the spatial pipeline (R's inputProfile_control): "
-                "pass flavor='spatial', or reference= to centre cells on a subset of them."
-            )
-            raise ValueError(msg)
-        return
-    if groupby is not None:
-        msg = (
-            "flavor='spatial' is SecAct R's per-spot pipeline and has no groupby; for activity per "
-            "cell type or region use flavor='single-cell' with groupby=."
-        )
-        raise ValueError(msg)
-    if input != "counts":
-        msg = f"flavor='spatial' starts from raw counts (input='counts'), got input={input!r}."
-        raise ValueError(msg)
-    if control is not None and reference is not None:
-        msg = "pass either control= (a control sample) or reference= (spots to centre on), not both."
-        raise ValueError(msg)
 
 
 def _overlap_feedback(n_found: int, n_signature: int) -> None:

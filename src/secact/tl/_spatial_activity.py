@@ -20,6 +20,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -35,7 +36,7 @@ from ._common import gene_names
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["SpatialGenes", "control_centre", "spatial_genes"]
+__all__ = ["SpatialGenes", "check_spatial", "control_centre", "control_files", "spatial_genes"]
 
 
 def expressed_gene_map(
@@ -191,13 +192,35 @@ def control_centre(
     return centre
 
 
-def control_files(control) -> list:
+def control_files(control) -> list[Path]:
     """The files a control reads (an output must never be one of them)."""
-    from pathlib import Path
-
     if control is None:
         return []
     if isinstance(control, str | os.PathLike):
         return [Path(control)]
     filename = getattr(control, "filename", None)
     return [Path(filename)] if filename is not None else []
+
+
+def check_spatial(spatial: bool, groupby, input, control, reference) -> None:
+    """What ``flavor="spatial"`` (R's per-spot ST pipeline) and ``control`` accept."""
+    if not spatial:
+        if control is not None:
+            msg = (
+                "control= is the control sample of the spatial pipeline (R's inputProfile_control): "
+                "pass flavor='spatial', or reference= to centre cells on a subset of them."
+            )
+            raise ValueError(msg)
+        return
+    if groupby is not None:
+        msg = (
+            "flavor='spatial' is SecAct R's per-spot pipeline and has no groupby; for activity per "
+            "cell type or region use flavor='single-cell' with groupby=."
+        )
+        raise ValueError(msg)
+    if input != "counts":
+        msg = f"flavor='spatial' starts from raw counts (input='counts'), got input={input!r}."
+        raise ValueError(msg)
+    if control is not None and reference is not None:
+        msg = "pass either control= (a control sample) or reference= (spots to centre on), not both."
+        raise ValueError(msg)
