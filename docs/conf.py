@@ -12,11 +12,12 @@ from pathlib import Path
 from sphinx.pycode import ModuleAnalyzer
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE / "_ext"))  # secact_cli_docs, for the CLI page
 
 # -- project -----------------------------------------------------------------------------------
 project = "secact"
 author = "secact developers"
-copyright = f"{date.today():%Y}, {author}"  # noqa: A001
+copyright = f"{date.today():%Y}, {author}"
 release = _version("secact")
 version = release
 
@@ -38,6 +39,7 @@ templates_path = ["_templates"]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints", "jupyter_execute"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 nitpicky = True
+smartquotes = False  # CLI options (--groupby) and code-like quotes stay as written
 
 # -- MyST / myst-nb ----------------------------------------------------------------------------
 myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath", "deflist"]
@@ -45,14 +47,13 @@ myst_heading_anchors = 3
 # notebooks are committed with their outputs; a separate test executes them
 nb_execution_mode = "off"
 nb_execution_raise_on_error = True
-nb_output_stderr = "remove-warn"
+nb_output_stderr = "show"  # log lines (secact and scanpy log to stderr) are part of the story
 nb_merge_streams = True
 
 # -- autodoc / autosummary / napoleon ----------------------------------------------------------
 autosummary_generate = True
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "inherited-members": False}
-autodoc_typehints = "description"
 autoclass_content = "class"
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
@@ -130,7 +131,7 @@ def _data_doc_comment(app, what, name, obj, options, lines) -> None:
             continue
         try:
             docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
-        except Exception:  # noqa: BLE001 - a module without source: try the next one
+        except Exception:  # a module without source: try the next one
             continue
         comment = docs.get(("", attr))
         if comment:

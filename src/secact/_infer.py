@@ -235,8 +235,9 @@ def infer(
 
     Returns
     -------
-    :class:`ActivityResult` with proteins x samples DataFrames ``beta``, ``se``, ``zscore``
-    and ``pvalue``.
+    ActivityResult
+        :class:`ActivityResult` with proteins x samples DataFrames ``beta``, ``se``, ``zscore``
+        and ``pvalue``.
 
     Examples
     --------

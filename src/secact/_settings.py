@@ -96,7 +96,7 @@ class Settings:
 
     @property
     def threads(self) -> int:
-        """The thread count in effect: ``n_jobs`` or every core of this process."""
+        """Number of threads in effect (``n_jobs``, else every core of this process)."""
         if self.n_jobs is not None:
             return self.n_jobs
         try:

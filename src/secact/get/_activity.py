@@ -42,16 +42,17 @@ def activity(
 
     Returns
     -------
-    AnnData with ``obs`` = cells (their annotations, embeddings in ``obsm`` and ``uns``
-    colours carried over) or groups (``obs["n_cells"]``), ``var`` = proteins, ``X`` = ``stat``,
-    so ``sc.pl.umap(act, color="IFNG")`` and ``sc.pl.matrixplot`` work on it.
+    anndata.AnnData
+        AnnData with ``obs`` = cells (their annotations, embeddings in ``obsm`` and ``uns``
+        colours carried over) or groups (``obs["n_cells"]``), ``var`` = proteins, ``X`` = ``stat``,
+        so ``sc.pl.umap(act, color="IFNG")`` and ``sc.pl.matrixplot`` work on it.
 
-    ``var["group"]`` is the protein's signature group: with ``group_signatures=True`` SecAct
-    merges near-identical signature columns (Pearson r > ``group_cor``) and reports the
-    group's result for each member; members share the label (their names joined by ``"|"``,
-    e.g. ``"IL1B|TNFA"``), a protein alone has its own name. The grouping is recomputed from
-    the named signature of the run, as SecAct groups it; for a custom signature it
-    is read off the stored values (members have identical values).
+        ``var["group"]`` is the protein's signature group: with ``group_signatures=True`` SecAct
+        merges near-identical signature columns (Pearson r > ``group_cor``) and reports the
+        group's result for each member; members share the label (their names joined by ``"|"``,
+        e.g. ``"IL1B|TNFA"``), a protein alone has its own name. The grouping is recomputed from
+        the named signature of the run, as SecAct groups it; for a custom signature it
+        is read off the stored values (members have identical values).
     """
     out = _activity(adata, key, stat, level)
     level_ = "cells" if "cells" in out.uns.get(key, {}) else "groups"
@@ -175,11 +176,12 @@ def activity_df(
 
     Returns
     -------
-    DataFrame with columns ``observation``, ``protein``, ``group`` (the signature group, see
-    :func:`activity`) and the statistics the run kept among ``beta``, ``se``, ``zscore``,
-    ``pvalue``, plus ``fdr`` (with ``pvalue``): Benjamini-Hochberg within each observation,
-    counting each signature group once (members share one test). Rows are sorted by
-    ``pvalue`` ascending, then ``|zscore|`` descending (stable otherwise).
+    pandas.DataFrame
+        DataFrame with columns ``observation``, ``protein``, ``group`` (the signature group, see
+        :func:`~secact.get.activity`) and the statistics the run kept among ``beta``, ``se``, ``zscore``,
+        ``pvalue``, plus ``fdr`` (with ``pvalue``): Benjamini-Hochberg within each observation,
+        counting each signature group once (members share one test). Rows are sorted by
+        ``pvalue`` ascending, then ``|zscore|`` descending (stable otherwise).
     """
     import anndata as ad
 

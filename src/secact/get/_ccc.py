@@ -56,9 +56,10 @@ def ccc(
 
     Returns
     -------
-    A new DataFrame, one row per link (columns as in :func:`secact.tl.ccc`), sorted by the
-    combined p-value ``pvalue`` ascending (ties keep the stored order), with a fresh
-    ``RangeIndex``.
+    pandas.DataFrame
+        A new DataFrame, one row per link (columns as in :func:`secact.tl.ccc`), sorted by the
+        combined p-value ``pvalue`` ascending (ties keep the stored order), with a fresh
+        ``RangeIndex``.
     """
     table = _entry(adata, key)["links"]
     table = _subset(table, "sender", sender)

@@ -60,9 +60,10 @@ def differential(
 
     Returns
     -------
-    Tidy DataFrame with columns ``group``, ``gene``, ``statistic``, ``zscore``, ``pvalue``,
-    ``fdr``, ``log2fc``, ``pct_group``, ``pct_reference``, ``mean_group``,
-    ``mean_reference`` (a copy, with a fresh index).
+    pandas.DataFrame
+        Tidy DataFrame with columns ``group``, ``gene``, ``statistic``, ``zscore``, ``pvalue``,
+        ``fdr``, ``log2fc``, ``pct_group``, ``pct_reference``, ``mean_group``,
+        ``mean_reference`` (a copy, with a fresh index).
     """
     df = _results(adata, key)
     if sort_by is not None and sort_by not in _VALUES:
@@ -110,7 +111,8 @@ def de_matrix(adata: Any, key: str = "secact_de", value: str = "log2fc") -> pd.D
 
     Returns
     -------
-    DataFrame indexed by gene (``var`` order) with one column per group (tested order).
+    pandas.DataFrame
+        DataFrame indexed by gene (``var`` order) with one column per group (tested order).
     """
     if value not in _VALUES:
         raise ValueError(f"value must be one of {_VALUES}, got {value!r}.")

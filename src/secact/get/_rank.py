@@ -31,9 +31,10 @@ def rank_activities(
 
     Returns
     -------
-    DataFrame with columns ``group``, ``reference``, ``protein``, ``signature_group``,
-    ``statistic``, ``meanchange``, ``mean_group``, ``mean_reference``, ``pvalue``, ``fdr``;
-    groups in category order, proteins by ``statistic`` descending (a copy).
+    pandas.DataFrame
+        DataFrame with columns ``group``, ``reference``, ``protein``, ``signature_group``,
+        ``statistic``, ``meanchange``, ``mean_group``, ``mean_reference``, ``pvalue``, ``fdr``;
+        groups in category order, proteins by ``statistic`` descending (a copy).
     """
     if isinstance(adata, pd.DataFrame):
         df = adata

@@ -65,8 +65,9 @@ def rank_activities(
 
     Returns
     -------
-    The Axes (a list for several groups), the figure with ``return_fig=True``, or ``None``
-    once shown.
+    matplotlib.axes.Axes or list of matplotlib.axes.Axes or matplotlib.figure.Figure or None
+        The Axes (a list for several groups), the figure with ``return_fig=True``, or ``None``
+        once shown.
     """
     import matplotlib.pyplot as plt
 

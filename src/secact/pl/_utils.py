@@ -30,9 +30,10 @@ save
     Write the figure to this path (format from the extension)."""
 
 doc_returns = """\
-The :class:`~matplotlib.axes.Axes` drawn into, the figure with ``return_fig=True``, or
-``None`` once shown. A figure made here is handed back to no one else: it is released by
-pyplot once shown, saved or returned with ``return_fig``."""
+matplotlib.axes.Axes or matplotlib.figure.Figure or None
+    The :class:`~matplotlib.axes.Axes` drawn into, the figure with ``return_fig=True``, or
+    ``None`` once shown. A figure made here is handed back to no one else: it is released by
+    pyplot once shown, saved or returned with ``return_fig``."""
 
 
 def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes, bool]:

@@ -185,27 +185,28 @@ def ccc(
 
     Returns
     -------
-    ``None`` (results in ``adata.uns[key_added]``), the copy with ``copy=True``, or the
-    results dict for a path input. The results (all writable by anndata) are a dict:
+    anndata.AnnData or dict or None
+        ``None`` (results in ``adata.uns[key_added]``), the copy with ``copy=True``, or the
+        results dict for a path input. The results (all writable by anndata) are a dict:
 
-    ``"links"``
-        The communication table (R's ``SecretedProteinCCC``), one row per link sorted by
-        ``padj``: ``sender``, ``secreted_protein``, ``receiver``, ``sender_logfc``,
-        ``sender_pvalue``, ``sender_padj``, ``receiver_zscore``, ``receiver_pvalue``,
-        ``receiver_padj``, ``strength``, ``pvalue`` (Fisher), ``padj``. Read it with
-        :func:`secact.get.ccc`.
-    ``"expression"``
-        Step 1 for every analysed cell type (R's ``SecretedProteinExpression``), one row per
-        (cell type, gene), sorted by adjusted p within each type: ``cell_type``, ``gene``,
-        ``logfc``, ``mean_all``, ``mean_case``, ``mean_control``, ``fraction_case``,
-        ``fraction_control``, ``pvalue``, ``padj``.
-    ``"activity"``
-        Step 2: dict of cell types x proteins DataFrames ``beta``, ``se``, ``zscore``,
-        ``pvalue`` and ``padj``.
-    ``"cell_types"``
-        One row per cell type present: ``n_case``, ``n_control``, ``analysed``.
-    ``"params"``
-        The settings used.
+        ``"links"``
+            The communication table (R's ``SecretedProteinCCC``), one row per link sorted by
+            ``padj``: ``sender``, ``secreted_protein``, ``receiver``, ``sender_logfc``,
+            ``sender_pvalue``, ``sender_padj``, ``receiver_zscore``, ``receiver_pvalue``,
+            ``receiver_padj``, ``strength``, ``pvalue`` (Fisher), ``padj``. Read it with
+            :func:`secact.get.ccc`.
+        ``"expression"``
+            Step 1 for every analysed cell type (R's ``SecretedProteinExpression``), one row per
+            (cell type, gene), sorted by adjusted p within each type: ``cell_type``, ``gene``,
+            ``logfc``, ``mean_all``, ``mean_case``, ``mean_control``, ``fraction_case``,
+            ``fraction_control``, ``pvalue``, ``padj``.
+        ``"activity"``
+            Step 2: dict of cell types x proteins DataFrames ``beta``, ``se``, ``zscore``,
+            ``pvalue`` and ``padj``.
+        ``"cell_types"``
+            One row per cell type present: ``n_case``, ``n_control``, ``analysed``.
+        ``"params"``
+            The settings used.
 
     Notes
     -----

@@ -106,35 +106,36 @@ def differential(
 
     Returns
     -------
-    ``None`` (results in ``adata.uns[key_added]``), the AnnData copy when ``copy=True``, or
-    the results :class:`~pandas.DataFrame` when ``adata`` is a path.
+    anndata.AnnData or pandas.DataFrame or None
+        ``None`` (results in ``adata.uns[key_added]``), the AnnData copy when ``copy=True``, or
+        the results :class:`~pandas.DataFrame` when ``adata`` is a path.
 
-    ``adata.uns[key_added]`` is a dict with ``"results"``, a tidy DataFrame with one row per
-    (group, gene) in category and ``var`` order:
+        ``adata.uns[key_added]`` is a dict with ``"results"``, a tidy DataFrame with one row per
+        (group, gene) in category and ``var`` order:
 
-    ``group``, ``gene``
-        Categorical labels.
-    ``statistic``
-        Mann-Whitney U of the group (scipy's ``statistic`` for ``x`` = group,
-        ``y`` = reference).
-    ``zscore``
-        Signed normal deviate ``sign(U - mu) * max(|U - mu| - 0.5, 0) / sigma`` (without
-        the 0.5 if ``continuity=False``), positive when the group ranks higher.
-    ``pvalue``
-        Two-sided p-value, equal to scipy's. It is 1 where every value is tied (e.g. the
-        gene is zero in all cells of both samples), NaN when either sample contains NaN.
-    ``fdr``
-        Benjamini-Hochberg adjusted p-value within the group.
-    ``log2fc``
-        ``log2((mean_group + pseudocount) / (mean_reference + pseudocount))``.
-    ``pct_group``, ``pct_reference``
-        Fraction of cells with a non-zero value.
-    ``mean_group``, ``mean_reference``
-        Means on the linear scale: for log1p data the mean of ``expm1(x)`` over cells; for
-        counts the pooled CPM, ``1e6 * (counts of the gene in the sample) / (counts of all
-        genes of the matrix in the sample)``.
+        ``group``, ``gene``
+            Categorical labels.
+        ``statistic``
+            Mann-Whitney U of the group (scipy's ``statistic`` for ``x`` = group,
+            ``y`` = reference).
+        ``zscore``
+            Signed normal deviate ``sign(U - mu) * max(|U - mu| - 0.5, 0) / sigma`` (without
+            the 0.5 if ``continuity=False``), positive when the group ranks higher.
+        ``pvalue``
+            Two-sided p-value, equal to scipy's. It is 1 where every value is tied (e.g. the
+            gene is zero in all cells of both samples), NaN when either sample contains NaN.
+        ``fdr``
+            Benjamini-Hochberg adjusted p-value within the group.
+        ``log2fc``
+            ``log2((mean_group + pseudocount) / (mean_reference + pseudocount))``.
+        ``pct_group``, ``pct_reference``
+            Fraction of cells with a non-zero value.
+        ``mean_group``, ``mean_reference``
+            Means on the linear scale: for log1p data the mean of ``expm1(x)`` over cells; for
+            counts the pooled CPM, ``1e6 * (counts of the gene in the sample) / (counts of all
+            genes of the matrix in the sample)``.
 
-    and ``"params"``, the settings used (with the resolved ``data`` scale).
+        and ``"params"``, the settings used (with the resolved ``data`` scale).
 
     Notes
     -----

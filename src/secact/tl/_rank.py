@@ -79,18 +79,19 @@ def rank_activities(
 
     Returns
     -------
-    ``None`` or the copy. ``adata.uns[key_added]`` is ``{"results": DataFrame, "params":
-    dict}``; the DataFrame (read it with :func:`secact.get.rank_activities`) has one row
-    per group and protein, groups in category order, proteins by ``statistic`` descending:
+    anndata.AnnData or None
+        ``None`` or the copy. ``adata.uns[key_added]`` is ``{"results": DataFrame, "params":
+        dict}``; the DataFrame (read it with :func:`secact.get.rank_activities`) has one row
+        per group and protein, groups in category order, proteins by ``statistic`` descending:
 
-    ``group``, ``reference``, ``protein``, ``signature_group``
-        Labels (``signature_group`` as ``var["group"]`` of :func:`secact.get.activity`).
-    ``statistic``
-        Signed Wilcoxon z-score or Welch t (positive: more active in the group).
-    ``meanchange``, ``mean_group``, ``mean_reference``
-        Mean activity of the group's and the reference cells and their difference.
-    ``pvalue``, ``fdr``
-        Two-sided p-value; Benjamini-Hochberg within the group.
+        ``group``, ``reference``, ``protein``, ``signature_group``
+            Labels (``signature_group`` as ``var["group"]`` of :func:`secact.get.activity`).
+        ``statistic``
+            Signed Wilcoxon z-score or Welch t (positive: more active in the group).
+        ``meanchange``, ``mean_group``, ``mean_reference``
+            Mean activity of the group's and the reference cells and their difference.
+        ``pvalue``, ``fdr``
+            Two-sided p-value; Benjamini-Hochberg within the group.
     """
     from ..get._activity import _dense, activity, bh_rows
 
