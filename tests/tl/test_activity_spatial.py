@@ -231,6 +231,29 @@ def test_visium_results_round_trip(tmp_path, visium, sig):
     np.testing.assert_array_equal(act.obsm["spatial"], visium.obsm["spatial"])
 
 
+def test_spots_without_counts(visium, control, sig):
+    """Empty spots are left out of the means (sample and control) and get NaN, with a warning."""
+    a = visium.copy()
+    x = a.X.toarray()
+    x[7] = 0.0
+    a.X = sp.csr_matrix(x)
+    c = control.copy()
+    xc = c.X.toarray()
+    xc[2] = 0.0
+    c.X = sp.csr_matrix(xc)
+    keep = np.ones(a.n_obs, bool)
+    keep[7] = False
+    ref = reference_result(r_st(a[keep], c[np.arange(c.n_obs) != 2]), sig, "analytic")
+    with pytest.warns(RuntimeWarning) as rec:
+        secact.tl.activity(a, sig, flavor="spatial", control=c, method="analytic", **KW)
+    messages = [str(w.message) for w in rec]
+    assert "1 cells have a library size of 0; their results are NaN." in messages
+    assert "1 control spots have no counts; they are left out of the control's means." in messages
+    got = obsm_results(a)
+    assert all(np.isnan(got[k].iloc[7]).all() for k in STATS)
+    assert_matches({k: v.loc[keep] for k, v in got.items()}, ref)
+
+
 def test_reference_spots(visium, sig):
     mask = np.arange(visium.n_obs) % 3 == 0
     expr = r_normalise(visium, SF)

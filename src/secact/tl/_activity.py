@@ -88,6 +88,9 @@ def activity(
     * **per cell/spot** (no ``groupby``): each cell is scaled to ``scale_factor`` counts,
       ``log2(x + 1)``, centred on each gene's mean over all cells (or over the ``reference``
       cells) and inferred.
+    * **per spot, spatial** (``flavor="spatial"``, R's ``SecAct.activity.inference.ST``): the
+      same after dropping genes without counts, centred on the spots or on a ``control``
+      sample.
 
     Sparse data are never densified: only stored values are normalised, and centring and
     scaling enter as exact corrections, so dense, sparse, batched, backed, path and dask
