@@ -25,7 +25,12 @@ from .._logging import hint, logger, quiet
 
 __all__ = ["SIGNATURES", "SignatureSpec", "data_dir", "signature"]
 
-FETCH_COMMAND = 'bash shared/fetch-secact-signature.sh "$SECACT_DATA_DIR"'
+def _install_hint(spec) -> str:
+    return (
+        f"download {spec.url} where there is internet access and install it with "
+        f"`secact fetch-signature {spec.name} --from {spec.filename}` (it checks the sha256), or "
+        f"point the environment variable SECACT_DATA_DIR at a folder that holds it"
+    )
 
 
 @dataclass(frozen=True)
@@ -122,8 +127,7 @@ def _fetch(spec: SignatureSpec) -> Path:
         msg = (
             f"The {spec.name} signature file {spec.filename!r} (sha256 {spec.sha256}) is not in "
             f"{folder} and could not be downloaded from {spec.url} ({type(err).__name__}: {err}). "
-            f"Place the file there yourself, or point the environment variable SECACT_DATA_DIR "
-            f"at a folder that holds it; in a checkout with shared data: {FETCH_COMMAND}"
+            f"Offline: {_install_hint(spec)}."
         )
         raise OSError(msg) from err
     logger.info("%s signature downloaded and verified (sha256 %s...)", spec.name, spec.sha256[:12])
@@ -167,8 +171,7 @@ def _load_downloaded(spec: SignatureSpec) -> pd.DataFrame:
     if digest != spec.sha256:
         msg = (
             f"{path} has sha256 {digest}, not the expected {spec.sha256} of the pinned {spec.name} "
-            f"signature. Delete it and let secact download it again, or place the right file "
-            f"({FETCH_COMMAND})."
+            f"signature. Delete it and let secact download it again, or {_install_hint(spec)}."
         )
         raise ValueError(msg)
     logger.info("parsing %s once; a binary copy is kept at %s", path, parsed)
