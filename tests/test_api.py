@@ -24,6 +24,8 @@ PUBLIC = [
     secact.pp.transfer_symbols,
     secact.tl.signaling_velocity,
     secact.datasets.simulate_spatial,
+    secact.pl.spatial_activity,
+    secact.pl.velocity,
 ]
 
 

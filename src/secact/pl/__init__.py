@@ -8,6 +8,7 @@ from ._dotplot import dotplot
 from ._embedding import embedding, spatial, umap
 from ._heatmap import activity_heatmap, heatmap
 from ._rank import rank_activities
+from ._spatial import spatial_activity, velocity
 from ._volcano import volcano
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "lollipop",
     "rank_activities",
     "spatial",
+    "spatial_activity",
     "umap",
+    "velocity",
     "volcano",
 ]
