@@ -139,5 +139,21 @@ def _data_doc_comment(app, what, name, obj, options, lines) -> None:
             return
 
 
+#: Tutorials in reading order; notebooks not named here follow alphabetically.
+TUTORIAL_ORDER = ("bulk", "single_cell", "spatial", "atlas_backed", "differential", "ccc")
+
+
+def _order_tutorials(app, docname: str, source: list[str]) -> None:
+    """List the tutorial notebooks that exist in reading order instead of the glob's order."""
+    if docname != "tutorials/index" or ":glob:" not in source[0]:
+        return
+    found = sorted(p.stem for p in (Path(app.srcdir) / "tutorials").glob("*.ipynb"))
+    if not found:  # keep the glob: sphinx then says that no notebook matched
+        return
+    ordered = [n for n in TUTORIAL_ORDER if n in found] + [n for n in found if n not in TUTORIAL_ORDER]
+    source[0] = source[0].replace(":glob:\n\n*\n", "\n" + "\n".join(ordered) + "\n")
+
+
 def setup(app) -> None:
     app.connect("autodoc-process-docstring", _data_doc_comment)
+    app.connect("source-read", _order_tutorials)
