@@ -128,7 +128,9 @@ def test_timing_lines(scanpy_log, small, sig):
     assert "normalised" not in err  # the group level has no cell-level pass
 
     secact.tl.activity(small.copy(), sig, flavor="spatial", method="analytic", **KW)
-    assert "flavor='spatial': gene totals of 40 spots (data) in " in scanpy_log.readouterr().err
+    err = scanpy_log.readouterr().err
+    assert "flavor='spatial': gene totals of 40 spots (data) in " in err
+    assert "normalised 40 spots (pass 1" in err and "computed activity of 40 spots x 12 proteins" in err
 
     sc.settings.verbosity = 1
     secact.tl.activity(small.copy(), sig, n_permutations=10, **KW)

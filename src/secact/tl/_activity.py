@@ -307,7 +307,10 @@ def activity(
                 progress=progress,
             )
             logger.info(
-                "normalised %s cells (pass 1: library sizes, gene means) in %s", f"{inp.n_obs:,}", elapsed(t0)
+                "normalised %s %s (pass 1: library sizes, gene means) in %s",
+                f"{inp.n_obs:,}",
+                "spots" if spatial else "cells",
+                elapsed(t0),
             )
         if genes is not None and genes.control_source is not None:
             offset = control_centre(genes, overlap, scale_factor=sf, batch=batch, progress=progress)
@@ -356,7 +359,7 @@ def activity(
                     background=True,
                     start=writer.resumed_rows,
                 )
-            _inference_done(inp.n_obs - writer.resumed_rows, plan, options, t0)
+            _inference_done(inp.n_obs - writer.resumed_rows, plan, options, t0, spatial)
             logger.info("wrote %s (cells x proteins)", os.fspath(out))
         elif source.executor == "dask":
             p = len(plan.proteins)
@@ -371,7 +374,7 @@ def activity(
                     arrays[k][a:b] = part[k]
 
             pipeline.cell_activity(source, job, sink, columns=columns, batch_size=batch, progress=progress)
-            _inference_done(inp.n_obs, plan, options, t0)
+            _inference_done(inp.n_obs, plan, options, t0, spatial)
             for k in stats:
                 target.obsm[res.obsm_key(key_added, k)] = pd.DataFrame(
                     arrays[k], index=target.obs_names, columns=plan.proteins
@@ -424,10 +427,11 @@ def _permutation_note(n_cells: int, plan, dtype) -> None:
     )
 
 
-def _inference_done(n_cells: int, plan, options, t0: float) -> None:
+def _inference_done(n_cells: int, plan, options, t0: float, spatial: bool) -> None:
     logger.info(
-        "computed activity of %s cells x %s proteins in %s (%s)",
+        "computed activity of %s %s x %s proteins in %s (%s)",
         f"{n_cells:,}",
+        "spots" if spatial else "cells",
         f"{len(plan.proteins):,}",
         elapsed(t0),
         _method_text(options),
