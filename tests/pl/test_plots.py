@@ -239,6 +239,18 @@ def test_embedding_is_centred(results):
     plt.close(ax.figure)
 
 
+def test_embedding_keeps_the_scale_of_obs_columns(results):
+    """Only activities are centred: a non-negative obs column keeps its own limits."""
+    a = results.copy()
+    a.obs["weight"] = np.linspace(0.5, 3.0, a.n_obs)
+    fig = secact.pl.umap(a, ["IFNG", "weight"], cmap="Reds", return_fig=True)
+    panels = {ax.get_title(): ax.collections[0] for ax in fig.axes if ax.get_title()}
+    assert panels["weight"].norm.vmin == pytest.approx(0.5)
+    assert panels["weight"].norm.vmax == pytest.approx(3.0)
+    assert panels["IFNG"].norm.vmin == pytest.approx(-panels["IFNG"].norm.vmax)
+    plt.close(fig)
+
+
 def test_volcano_content(results):
     fig = secact.pl.volcano(results, "IFNG_stimulated", top=5, return_fig=True)
     ax = fig.axes[0]

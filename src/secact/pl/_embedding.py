@@ -29,8 +29,8 @@ cmap
 symmetric
     Colour limits ``-m .. m`` with ``m`` the largest ``|value|`` of each panel, so that equal
     activities up and down get equally strong colours (else scanpy's limits, still centred
-    with ``vcenter=0``). Ignored for ``"se"`` / ``"pvalue"`` and where ``vmin`` / ``vmax``
-    are given.
+    with ``vcenter=0``). Ignored for ``"se"`` / ``"pvalue"``, for ``obs`` columns (which keep
+    scanpy's scale) and where ``vmin`` / ``vmax`` are given.
 kwargs
     Passed to scanpy (``size``, ``ncols``, ``title``, ``vmax``, ``groups``, ...)."""
 
@@ -65,9 +65,12 @@ def _plot(plot, adata, color, key, stat, cmap, symmetric, ax, show, return_fig, 
     options = dict(kwargs)
     options.setdefault("cmap", cmap or (DIVERGING if centred else "viridis"))
     if centred:
-        options.setdefault("vcenter", 0)
+        # only activities are centred at 0; obs columns (e.g. pattern weights) keep scanpy's scale
+        is_protein = [c in act.var_names for c in colors]
+        options.setdefault("vcenter", [0 if p else None for p in is_protein])
         if symmetric and "vmin" not in options and "vmax" not in options:
-            options["vmin"], options["vmax"] = _sym_min, _sym_max
+            options["vmin"] = [_sym_min if p else None for p in is_protein]
+            options["vmax"] = [_sym_max if p else None for p in is_protein]
     axes = plot(act, color=colors if len(colors) > 1 else colors[0], ax=ax, show=False, **options)
     first = axes[0] if isinstance(axes, list) else axes
     return finish(first.figure, axes, created=ax is None, show=show, return_fig=return_fig, save=save)
