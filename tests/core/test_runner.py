@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -148,7 +149,7 @@ def test_kernels_in_a_run_use_n_jobs_threads(executor):
 class _RecordingBar:
     """Stands in for tqdm: records every update."""
 
-    instances: list = []
+    instances: ClassVar[list] = []
 
     def __init__(self, *args, total=None, **kwargs):
         self.total = total

@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 import secact
-from secact.tl import _activity
+from secact.tl import _feedback
 
 sc = pytest.importorskip("scanpy")
 
@@ -64,7 +64,7 @@ def small(sig) -> ad.AnnData:
 
 @pytest.fixture(scope="module")
 def many(sig) -> ad.AnnData:
-    return _adata(sig, _activity.MANY_CELLS + 1, n_sig_genes=300)
+    return _adata(sig, _feedback.MANY_CELLS + 1, n_sig_genes=300)
 
 
 KW = {"map_symbols": False, "progress": False}
@@ -153,7 +153,7 @@ def test_permutation_note_on_many_cells_at_default_verbosity(scanpy_log, many, s
     with pytest.warns(UserWarning, match="signature genes"):  # 300 of 1,500
         secact.tl.activity(many.copy(), sig, n_permutations=5, **KW)
     err = scanpy_log.readouterr().err
-    n = f"{_activity.MANY_CELLS + 1:,}"
+    n = f"{_feedback.MANY_CELLS + 1:,}"
     assert f"method='permutation' on {n} cells: 5 permutations per cell, estimated " in err
     assert "method='analytic'" in err
     assert err.count("method='permutation' on") == 1
@@ -163,7 +163,7 @@ def test_no_permutation_note_otherwise(scanpy_log, many, sig):
     sc.settings.verbosity = 1
     with pytest.warns(UserWarning, match="signature genes"):
         secact.tl.activity(many.copy(), sig, method="analytic", **KW)  # analytic
-        secact.tl.activity(many[: _activity.MANY_CELLS].copy(), sig, n_permutations=5, **KW)  # few cells
+        secact.tl.activity(many[: _feedback.MANY_CELLS].copy(), sig, n_permutations=5, **KW)  # few cells
         secact.tl.activity(many.copy(), sig, groupby="cell_type", n_permutations=5, **KW)  # groups
     assert "method='permutation' on" not in scanpy_log.readouterr().err
 
@@ -176,11 +176,11 @@ def test_permutation_estimate_scales(small, sig):
         sig, small.var_names, secact.core.params.InferenceParams(n_permutations=200)
     )
     with secact.settings.override(n_jobs=1):
-        one = _activity.permutation_seconds(1000, plan)
-        assert _activity.permutation_seconds(2000, plan) == pytest.approx(2 * one)
-        assert _activity.permutation_seconds(1000, plan_2b) == pytest.approx(2 * one)
-        assert _activity.permutation_seconds(1000, plan, np.float32) < one
+        one = _feedback.permutation_seconds(1000, plan)
+        assert _feedback.permutation_seconds(2000, plan) == pytest.approx(2 * one)
+        assert _feedback.permutation_seconds(1000, plan_2b) == pytest.approx(2 * one)
+        assert _feedback.permutation_seconds(1000, plan, np.float32) < one
     with secact.settings.override(n_jobs=4):
-        assert _activity.permutation_seconds(1000, plan) == pytest.approx(one / 4)
+        assert _feedback.permutation_seconds(1000, plan) == pytest.approx(one / 4)
     # the documented calibration: SecAct-sized runs of 1,000 cells take seconds, not hours
-    assert 1 < 1000 * 7500 * 657 * 1000 * _activity.PERMUTATION_COST / 2 < 60
+    assert 1 < 1000 * 7500 * 657 * 1000 * _feedback.PERMUTATION_COST / 2 < 60

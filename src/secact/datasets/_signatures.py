@@ -25,6 +25,7 @@ from .._logging import hint, logger, quiet
 
 __all__ = ["SIGNATURES", "SignatureSpec", "data_dir", "signature"]
 
+
 def _install_hint(spec) -> str:
     return (
         f"download {spec.url} where there is internet access and install it with "

@@ -8,4 +8,12 @@ from ._differential import differential
 from ._rank import rank_activities
 from ._spatial import ccc_spatial, signaling_patterns, signaling_velocity
 
-__all__ = ["activity", "ccc", "ccc_spatial", "differential", "rank_activities", "signaling_patterns", "signaling_velocity"]
+__all__ = [
+    "activity",
+    "ccc",
+    "ccc_spatial",
+    "differential",
+    "rank_activities",
+    "signaling_patterns",
+    "signaling_velocity",
+]

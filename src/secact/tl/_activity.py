@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -22,6 +21,7 @@ from ..datasets._signatures import SIGNATURES, _signature
 from ..io import SidecarWriter, WriteRows, check_output, resolve
 from ..pp._symbols import gene_map
 from ._common import check_batch_size, gene_names, reference_mask, results_target, write_atomic
+from ._feedback import MANY_CELLS, inference_done, overlap_feedback, permutation_note
 from ._groups import group_entry
 from ._spatial_activity import check_spatial, control_centre, control_files, spatial_genes
 
@@ -29,17 +29,6 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 __all__ = ["activity"]
-
-#: below this share of the signature's genes found in the data, a warning says what to check
-MIN_SHARE = 0.3
-#: cell-level permutation runs on more cells than this get a note with the estimated time
-MANY_CELLS = 5_000
-#: core-seconds per cell x overlap gene x signature column x permutation of the permutation
-#: engine (float64), from SecAct (657 columns, ~7,900 overlap genes of 20,000-gene counts,
-#: 1,000 permutations: 13 s per 1,000 cells on 2 cores, README); float32 takes about 0.55 of
-#: that. A rough guide for the permutation-dominated runs the note is for: denser cells cost
-#: more (the sparse kernels work on stored genes), and fixed costs are left out.
-PERMUTATION_COST = 5e-12
 
 
 @doc_params(
@@ -246,7 +235,7 @@ def activity(
             profile_genes = gmap.symbols
         sig_name = signature if isinstance(signature, str) and signature in SIGNATURES else None
         plan = make_plan(sig, profile_genes, options, signature_name=sig_name)
-        _overlap_feedback(plan.gene_index.size, sig.shape[0])
+        overlap_feedback(plan.gene_index.size, sig.shape[0])
         # positions of the overlap genes among the mapped genes (the plan's profile may be a subset)
         overlap = plan.gene_index if genes is None else genes.used[plan.gene_index]
         params = {
@@ -292,7 +281,7 @@ def activity(
 
         params["scale_factor"] = sf
         if options.method == "permutation" and inp.n_obs > MANY_CELLS:
-            _permutation_note(inp.n_obs, plan, store_dtype)
+            permutation_note(inp.n_obs, plan, store_dtype)
         library, offset = None, None
         if input != "differential":
             t0 = time.perf_counter()
@@ -359,7 +348,7 @@ def activity(
                     background=True,
                     start=writer.resumed_rows,
                 )
-            _inference_done(inp.n_obs - writer.resumed_rows, plan, options, t0, spatial)
+            inference_done(inp.n_obs - writer.resumed_rows, plan, options, t0, spatial)
             logger.info("wrote %s (cells x proteins)", os.fspath(out))
         elif source.executor == "dask":
             p = len(plan.proteins)
@@ -374,7 +363,7 @@ def activity(
                     arrays[k][a:b] = part[k]
 
             pipeline.cell_activity(source, job, sink, columns=columns, batch_size=batch, progress=progress)
-            _inference_done(inp.n_obs, plan, options, t0, spatial)
+            inference_done(inp.n_obs, plan, options, t0, spatial)
             for k in stats:
                 target.obsm[res.obsm_key(key_added, k)] = pd.DataFrame(
                     arrays[k], index=target.obs_names, columns=plan.proteins
@@ -383,56 +372,3 @@ def activity(
             res.store(target, key_added, "cells", entry)
             logger.info("added adata.uns[%r]['cells'] and the cell-level results", key_added)
         return target if copy else None
-
-
-def _overlap_feedback(n_found: int, n_signature: int) -> None:
-    """Log how many signature genes the data have; warn (instead) when it is a small share."""
-    share = n_found / n_signature
-    if share >= MIN_SHARE:
-        logger.info(
-            "%s of %s signature genes found in the data (%.1f%%)",
-            f"{n_found:,}",
-            f"{n_signature:,}",
-            100 * share,
-        )
-        return
-    warnings.warn(
-        f"only {n_found:,} of {n_signature:,} signature genes found in the data ({100 * share:.1f}%); "
-        "activities rest on few genes. Check that var_names are gene symbols (for Ensembl ids pass "
-        "gene_symbols='<var column with symbols>'), organism='mouse' for mouse data, and that the "
-        "matrix holds all genes (adata.raw vs X or a layer of selected genes: use_raw=/layer=).",
-        UserWarning,
-        stacklevel=3,
-    )
-
-
-def permutation_seconds(n_cells: int, plan, dtype=np.float64) -> float:
-    """Rough duration of a cell-level permutation run on ``secact.settings.threads`` threads
-    (see :data:`PERMUTATION_COST`)."""
-    work = n_cells * plan.gene_index.size * plan.model.n_proteins * plan.options.n_permutations
-    factor = 0.55 if np.dtype(dtype) == np.float32 else 1.0
-    return work * PERMUTATION_COST * factor / settings.threads
-
-
-def _permutation_note(n_cells: int, plan, dtype) -> None:
-    seconds = permutation_seconds(n_cells, plan, dtype)
-    logger.warning(
-        "method='permutation' on %s cells: %s permutations per cell, estimated %s on %d threads; "
-        "method='analytic' gives the exact permutation mean and variance (no Monte-Carlo noise) "
-        "in a small fraction of that time.",
-        f"{n_cells:,}",
-        f"{plan.options.n_permutations:,}",
-        elapsed(time.perf_counter() - seconds),  # a duration in elapsed()'s format
-        settings.threads,
-    )
-
-
-def _inference_done(n_cells: int, plan, options, t0: float, spatial: bool) -> None:
-    logger.info(
-        "computed activity of %s %s x %s proteins in %s (%s)",
-        f"{n_cells:,}",
-        "spots" if spatial else "cells",
-        f"{len(plan.proteins):,}",
-        elapsed(t0),
-        _method_text(options),
-    )
