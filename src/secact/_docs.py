@@ -81,7 +81,7 @@ dtype
     Precision of cell-level results: ``"float64"`` (exact, the default) or ``"float32"``:
     results stored in float32 in ``obsm`` and the sidecar (half the memory and disk) and the
     permuted products computed in single precision (about 1.8x faster; moments over
-    permutations stay float64; |delta z| below 1e-4 and the same calls at p < 0.05 on the test
+    permutations stay float64; ``|delta z|`` below 1e-4 and the same calls at p < 0.05 on the test
     data). Group-level results are always float64."""
 
 doc_run = """\

@@ -18,7 +18,7 @@ KW = dict(method="analytic", progress=False)
 
 @pytest.fixture(scope="module")
 def sig():
-    return secact.datasets.signature("CytoSig").iloc[:900, :8]
+    return secact.datasets.signature("CytoSig").iloc[:500, :8]  # the data have half its genes
 
 
 @pytest.fixture

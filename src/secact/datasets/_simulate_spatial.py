@@ -169,9 +169,9 @@ def simulate_spatial(
         Signature name, path or DataFrame (:func:`secact.datasets.signature`).
     cell_types
         Mapping of cell type to its share, or a sequence of types (equal shares). Default
-        :data:`DEFAULT_CELL_TYPES`.
+        ``DEFAULT_CELL_TYPES``.
     niches
-        Mapping of niche name to ``(sender type, protein, receiver types)``. Default :data:`DEFAULT_NICHES`
+        Mapping of niche name to ``(sender type, protein, receiver types)``. Default ``DEFAULT_NICHES``
         (IFNG, TGFB1 and IL6 niches).
     spacing
         Grid spacing in µm (default 10 for cells, 100 for spots).

@@ -158,14 +158,16 @@ def activity(
 
     Returns
     -------
-    ``None`` (results stored in ``adata``), a copy of ``adata`` with ``copy=True``, or, for a
-    path input with ``groupby``, the groups x proteins AnnData (``X`` = zscore, layers
-    ``beta``, ``se``, ``pvalue``, ``obs["n_cells"]``, ``uns[key_added]["groups"]``).
+    anndata.AnnData or None
+        ``None`` (results stored in ``adata``), a copy of ``adata`` with ``copy=True``, or,
+        for a path input with ``groupby``, the groups x proteins AnnData (``X`` = zscore,
+        layers ``beta``, ``se``, ``pvalue``, ``obs["n_cells"]``, ``uns[key_added]["groups"]``).
 
-    Stored (see :mod:`secact._results`): per cell ``adata.obsm[f"{{key_added}}_{{stat}}"]``
-    (cells x proteins) and ``adata.uns[key_added]["cells"]``; per group
-    ``adata.uns[key_added]["groups"]`` with groups x proteins DataFrames ``beta``, ``se``,
-    ``zscore``, ``pvalue``, ``n_cells`` and ``params``. Both levels can live under one key.
+        Stored (see :mod:`secact._results`): per cell
+        ``adata.obsm[f"{{key_added}}_{{stat}}"]`` (cells x proteins) and
+        ``adata.uns[key_added]["cells"]``; per group ``adata.uns[key_added]["groups"]`` with
+        groups x proteins DataFrames ``beta``, ``se``, ``zscore``, ``pvalue``, ``n_cells`` and
+        ``params``. Both levels can live under one key.
     """
     options = InferenceParams(
         method, n_permutations, rng, seed, group_signatures, group_cor, filter_signature, lambda_
