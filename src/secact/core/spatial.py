@@ -9,6 +9,7 @@ everywhere (cells x genes, cells x proteins); nothing here knows about AnnData.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,11 @@ from scipy import stats
 from scipy.spatial import cKDTree
 
 from .ccc import p_adjust_bh
+from .normalize import check_finite
 
 __all__ = [
     "CCC_COLUMNS",
+    "GeneExpression",
     "background_means",
     "ccc_spatial",
     "choose_rank",
@@ -104,6 +107,42 @@ def log_normalize(counts, scale_factor: float, library_size=None):
         out.data = np.log2(out.data * np.repeat(scale, np.diff(out.indptr)) + 1.0)
         return out
     return np.log2(np.asarray(counts, dtype=np.float64) * scale[:, None] + 1.0)
+
+
+@dataclass(eq=False)
+class GeneExpression:
+    """One block of cells -> log-normalised expression of some of its genes.
+
+    Called as ``fn(block, start)`` by :func:`secact.core.runner.run` over the blocks of all
+    genes (cells x genes counts): each cell's library size is its total over the whole
+    block, then the genes at ``columns`` are normalised with :func:`log_normalize`. Returns
+    a dense ``cells x len(columns)`` float64 array. Negative values are an error (raw counts
+    are expected).
+
+    Attributes
+    ----------
+    columns
+        Positions of the wanted genes among the block's columns.
+    scale_factor
+        Counts per cell before ``log2(x + 1)``.
+    """
+
+    columns: np.ndarray
+    scale_factor: float
+
+    def __call__(self, block, start: int) -> np.ndarray:
+        check_finite(block, start)
+        stored = block.data if sp.issparse(block) else np.asarray(block)
+        if stored.size and stored.min() < 0:
+            msg = (
+                f"expression has negative values (cells {start}..{start + block.shape[0] - 1}); "
+                "pass raw counts (layer= or use_raw=)."
+            )
+            raise ValueError(msg)
+        total = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+        sub = block[:, self.columns]
+        norm = log_normalize(sub, self.scale_factor, library_size=total)
+        return norm.toarray() if sp.issparse(norm) else np.asarray(norm, dtype=np.float64)
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,11 +13,16 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import _results as res
+from .._settings import settings
+from ..core import runner
 from ..core import spatial as _sp
+from ..io import resolve
 from ._common import gene_names, group_codes
 
 if TYPE_CHECKING:
     from anndata import AnnData
+
+    from ..io import Resolved
 
 __all__ = ["ccc_spatial", "signaling_patterns", "signaling_velocity"]
 
@@ -27,73 +34,216 @@ CORRELATION_COLUMNS = ("r", "pvalue", "padj")
 # ----------------------------------------------------------------------------------------------
 # inputs
 # ----------------------------------------------------------------------------------------------
-def _check_in_memory(adata) -> None:
-    from anndata import AnnData
-
-    if not isinstance(adata, AnnData):
-        raise TypeError(f"adata must be an AnnData, got {type(adata).__name__}.")
-    if adata.isbacked:
-        msg = "spatial analyses need the data in memory; load it with adata = adata.to_memory()."
-        raise ValueError(msg)
-
-
-def _activity(adata: AnnData, key: str) -> pd.DataFrame:
-    """Cells x proteins z-scores of a cell-level ``secact.tl.activity`` run."""
-    name = res.obsm_key(key, "zscore")
-    if name not in adata.obsm:
+def _target(inp: Resolved, copy: bool) -> AnnData | None:
+    """The AnnData that receives the results (``None``: a path input, results returned)."""
+    adata = inp.adata
+    if adata is None:
+        if copy:
+            raise ValueError(
+                "copy=True needs an AnnData; a path input is never modified (results are returned)."
+            )
+        return None
+    if adata.isbacked and (copy or adata.is_view):
+        what = "copy=True" if copy else "a view of a backed AnnData"
         msg = (
-            f"adata.obsm[{name!r}] not found: run secact.tl.activity(adata, ..., method='analytic', "
-            f"key_added={key!r}) first (per cell, without groupby and without out=)."
+            f"{what} cannot hold the results: run on the backed AnnData itself (results go to its "
+            "obsm / uns in memory), or load the subset with .to_memory()."
+        )
+        raise ValueError(msg)
+    return adata.copy() if copy else adata
+
+
+def _h5_elem(path, *where: str):
+    """``read_elem`` of ``path``'s element at ``where`` (e.g. ``"obsm", "spatial"``), or ``None``."""
+    import h5py
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as f:
+        node = f
+        for name in where:
+            if not isinstance(node, h5py.Group) or name not in node:
+                return None
+            node = node[name]
+        return read_elem(node)
+
+
+def _sidecar(path, key: str) -> pd.DataFrame:
+    """Cells x proteins z-scores of a sidecar ``.h5ad`` (``tl.activity(..., out=path)``)."""
+    import h5py
+    from anndata.io import read_elem
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        msg = (
+            f"the activity sidecar {os.fspath(path)!r} does not exist; pass activity=<the sidecar "
+            "written with out=, as an AnnData or its path>."
+        )
+        raise FileNotFoundError(msg)
+    with h5py.File(path, "r") as f:
+        entry = read_elem(f["uns"][key]).get("cells") if "uns" in f and key in f["uns"] else None
+        if not isinstance(entry, Mapping):
+            msg = (
+                f"{os.fspath(path)!r} holds no cell-level activity under key {key!r} (uns[{key!r}]['cells'])."
+            )
+            raise KeyError(msg)
+        stats = [str(s) for s in entry["stats"]]
+        if "zscore" not in stats:
+            msg = f"the activity run in {os.fspath(path)!r} kept only {stats}; z-scores are needed."
+            raise KeyError(msg)
+        x = str(entry.get("x", res.x_stat(stats)))
+        values = read_elem(f["X"] if x == "zscore" else f["layers"]["zscore"])
+        obs_names = read_elem(f["obs"]).index
+        proteins = read_elem(f["var"]).index
+    return pd.DataFrame(_dense(values), index=obs_names, columns=proteins.astype(str))
+
+
+def _dense(x) -> np.ndarray:
+    """A stored matrix (numpy, sparse, dask, h5py dataset, backed sparse) as a float64 array."""
+    import h5py
+
+    if hasattr(x, "compute"):  # dask
+        x = x.compute()
+    if isinstance(x, pd.DataFrame):
+        x = x.to_numpy()
+    elif isinstance(x, h5py.Dataset):
+        x = x[()]
+    elif hasattr(x, "to_memory"):  # a backed sparse matrix
+        x = x.to_memory()
+    if sp.issparse(x):
+        x = x.toarray()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _from_result(adata: AnnData, key: str) -> pd.DataFrame:
+    """Z-scores of an AnnData holding activity results: in obsm, or a cells x proteins result."""
+    name = res.obsm_key(key, "zscore")
+    if name in adata.obsm:
+        return _from_obsm(adata.obsm[name], adata.obs_names, adata.uns.get(key), key)
+    entry = adata.uns.get(key, {}).get("cells") if isinstance(adata.uns.get(key), Mapping) else None
+    if not isinstance(entry, Mapping):
+        msg = (
+            f"the activity AnnData has neither obsm[{name!r}] nor cell-level results under "
+            f"uns[{key!r}]; pass the AnnData of secact.tl.activity (key_added={key!r}), its "
+            "sidecar or secact.get.activity(...)."
         )
         raise KeyError(msg)
-    z = adata.obsm[name]
+    stats = [str(s) for s in entry["stats"]]
+    x = str(entry.get("x", res.x_stat(stats)))
+    if x == "zscore":
+        values = adata.X
+    elif "zscore" in adata.layers:
+        values = adata.layers["zscore"]
+    else:
+        raise KeyError(f"the activity AnnData holds no z-scores (stats: {stats}).")
+    return pd.DataFrame(_dense(values), index=adata.obs_names, columns=adata.var_names.astype(str))
+
+
+def _from_obsm(z, obs_names: pd.Index, found, key: str) -> pd.DataFrame:
     if isinstance(z, pd.DataFrame):
-        return z.astype(np.float64)
-    proteins = res.entry(adata, key, "cells")["proteins"]
-    return pd.DataFrame(np.asarray(z, dtype=np.float64), index=adata.obs_names, columns=list(proteins))
+        return z
+    cells = found.get("cells") if isinstance(found, Mapping) else None
+    if not isinstance(cells, Mapping) or "proteins" not in cells:
+        msg = f"the protein names of obsm[{res.obsm_key(key, 'zscore')!r}] are not in uns[{key!r}]['cells']."
+        raise KeyError(msg)
+    return pd.DataFrame(_dense(z), index=obs_names, columns=[str(p) for p in cells["proteins"]])
 
 
-def _counts(adata: AnnData, layer: str | None, use_raw: bool | None, gene_symbols: str | None):
-    """Counts (cells x genes, as stored) and gene names: scanpy's layer / use_raw rule."""
-    if use_raw is None:
-        use_raw = layer is None and adata.raw is not None
-    if use_raw:
-        if layer is not None:
-            raise ValueError("use either layer= or use_raw=True, not both.")
-        if adata.raw is None:
-            raise ValueError("use_raw=True but adata.raw is None; pass use_raw=False or a layer.")
-        return adata.raw.X, gene_names(adata.raw.var, gene_symbols)
-    if layer is not None:
-        if layer not in adata.layers:
-            raise KeyError(f"layer={layer!r} not found; layers: {list(adata.layers)}.")
-        return adata.layers[layer], gene_names(adata.var, gene_symbols)
-    return adata.X, gene_names(adata.var, gene_symbols)
+def _activity(inp: Resolved, key: str, activity) -> pd.DataFrame:
+    """Cells x proteins z-scores of a cell-level ``secact.tl.activity`` run, in the input's cell order.
+
+    ``activity=None``: ``obsm[f"{key}_zscore"]`` of the input (of the file for a path), else
+    the sidecar recorded in ``uns[key]["cells"]["out"]``. Otherwise a DataFrame of
+    z-scores, an AnnData of results (sidecar or ``secact.get.activity``) or a sidecar path.
+    """
+    from anndata import AnnData
+
+    if activity is None:
+        name = res.obsm_key(key, "zscore")
+        if inp.adata is not None:
+            z, found = inp.adata.obsm.get(name), inp.adata.uns.get(key)
+        else:
+            z, found = _h5_elem(inp.path, "obsm", name), _h5_elem(inp.path, "uns", key)
+        cells = found.get("cells") if isinstance(found, Mapping) else None
+        if z is not None:
+            z = _from_obsm(z, inp.obs_names, found, key)
+        elif isinstance(cells, Mapping) and "out" in cells:
+            z = _sidecar(cells["out"], key)
+        else:
+            msg = (
+                f"no cell-level activity: obsm[{name!r}] not found. Run secact.tl.activity(adata, ..., "
+                f"method='analytic', key_added={key!r}) first (per cell, without groupby), or pass "
+                "activity=<its sidecar or a cells x proteins DataFrame of z-scores>."
+            )
+            raise KeyError(msg)
+    elif isinstance(activity, pd.DataFrame):
+        z = activity
+    elif isinstance(activity, AnnData):
+        z = _from_result(activity, key)
+    elif isinstance(activity, str | os.PathLike):
+        z = _sidecar(activity, key)
+    else:
+        msg = (
+            "activity must be a cells x proteins DataFrame of z-scores, an AnnData of activity "
+            f"results or the path of a sidecar .h5ad, got {type(activity).__name__}."
+        )
+        raise TypeError(msg)
+    z = z.set_axis(z.index.astype(str), axis=0).set_axis(z.columns.astype(str), axis=1)
+    names = pd.Index(inp.obs_names.astype(str))
+    if not z.index.equals(names):
+        missing = names.difference(z.index)
+        if len(missing) or not z.index.is_unique:
+            what = (
+                f"has no row for cells {list(missing[:3])}" if len(missing) else "has duplicated cell names"
+            )
+            msg = f"the activity {what}; it must hold one row per cell of the data (by obs_names)."
+            raise ValueError(msg)
+        z = z.loc[names]
+    return z.set_axis(inp.obs_names, axis=0).astype(np.float64)
 
 
-def _protein_expression(x, genes: pd.Index, proteins: Sequence[str], scale_factor: float) -> np.ndarray:
-    """Log-normalised expression of each protein's gene (cells x proteins; NaN: no gene)."""
-    x = sp.csr_matrix(x) if sp.issparse(x) else np.asarray(x)
-    total = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
+def _protein_expression(
+    inp: Resolved, gene_symbols: str | None, proteins: Sequence[str], scale_factor: float
+) -> np.ndarray:
+    """Log-normalised expression of each protein's gene (cells x proteins; NaN: no gene).
+
+    One pass over the cells through the runner: every block's library sizes (all genes) and
+    its columns of the proteins' genes (the first of duplicated names).
+    """
+    genes = gene_names(inp.var, gene_symbols)
     first = pd.Series(np.arange(len(genes)), index=genes)
     first = first[~first.index.duplicated(keep="first")]
     pos = first.reindex(list(proteins)).to_numpy()
     have = ~np.isnan(pos)
-    out = np.full((x.shape[0], len(proteins)), np.nan)
-    if have.any():
-        cols = pos[have].astype(np.int64)
-        sub = x[:, cols]
-        if (sub.data if sp.issparse(sub) else np.asarray(sub)).min(initial=0) < 0:
-            raise ValueError("expression has negative values; pass raw counts (layer= or use_raw=).")
-        norm = _sp.log_normalize(sub, scale_factor, library_size=total)
-        out[:, have] = norm.toarray() if sp.issparse(norm) else norm
+    out = np.full((inp.n_obs, len(proteins)), np.nan)
+    if not have.any():
+        return out
+    source = inp.source()
+    where = np.flatnonzero(have)
+
+    def sink(a: int, b: int, part: np.ndarray) -> None:
+        out[a:b, where] = part
+
+    runner.run(
+        source.row_blocks(settings.batch_size, None),
+        _sp.GeneExpression(pos[have].astype(np.int64), float(scale_factor)),
+        sink,
+        executor=source.executor,
+        progress=None,
+        total=source.n_obs,
+        desc="secact expression",
+    )
     return out
 
 
-def _coordinates(adata: AnnData, spatial_key: str) -> np.ndarray:
-    if spatial_key not in adata.obsm:
-        msg = f"adata.obsm[{spatial_key!r}] not found: cell coordinates (cells x 2) are needed."
+def _coordinates(inp: Resolved, spatial_key: str) -> np.ndarray:
+    if inp.adata is not None:
+        xy = inp.adata.obsm.get(spatial_key)
+    else:
+        xy = _h5_elem(inp.path, "obsm", spatial_key)
+    if xy is None:
+        msg = f"obsm[{spatial_key!r}] not found: cell coordinates (cells x 2) are needed."
         raise KeyError(msg)
-    return np.asarray(adata.obsm[spatial_key], dtype=np.float64)[:, :2]
+    return np.asarray(xy, dtype=np.float64)[:, :2]
 
 
 def _correlation(act: pd.DataFrame, expr: np.ndarray, w: sp.csr_matrix) -> pd.DataFrame:
@@ -117,11 +267,12 @@ def _check_fraction(name: str, value: float) -> None:
 # cell-cell communication
 # ----------------------------------------------------------------------------------------------
 def ccc_spatial(
-    adata: AnnData,
+    adata: AnnData | str | os.PathLike,
     groupby: str,
     *,
     radius: float = 20,
     key: str = "secact",
+    activity: pd.DataFrame | AnnData | str | os.PathLike | None = None,
     layer: str | None = None,
     use_raw: bool | None = None,
     gene_symbols: str | None = None,
@@ -135,7 +286,7 @@ def ccc_spatial(
     cor_padj_cutoff: float = 0.01,
     key_added: str = "secact_ccc_spatial",
     copy: bool = False,
-) -> AnnData | None:
+) -> AnnData | dict | None:
     """Cell-cell communication between neighbouring cells of single-cell spatial data.
 
     SecAct R's ``SecAct.CCC.scST``:
@@ -154,19 +305,31 @@ def ccc_spatial(
        both types' cells are neighbours are skipped. BH over all rows; ``padj <
        padj_cutoff`` kept, sorted by ``padj``.
 
-    Run ``secact.tl.activity(adata, ..., method="analytic")`` (per cell) first.
+    Run ``secact.tl.activity(adata, ..., method="analytic")`` (per cell) first; for an
+    atlas opened backed its results may stream to a sidecar (``out=``), found here through
+    ``adata.uns[key]`` or passed as ``activity``.
 
     Parameters
     ----------
     adata
-        AnnData in memory with raw counts (``X``, ``layer`` or ``raw``), cell coordinates in
-        ``obsm[spatial_key]`` and activity z-scores in ``obsm[f"{key}_zscore"]``.
+        Spatial data with raw counts (``X``, ``layer`` or ``raw``) and cell coordinates in
+        ``obsm[spatial_key]``: an AnnData in memory, one opened with ``backed="r"``, or the
+        path of an ``.h5ad`` file. Only the counts of the secreted proteins' genes and each
+        cell's total are kept, read block by block (``secact.settings.batch_size`` cells at
+        a time), so a backed file is never loaded whole.
     groupby
         Column of ``obs`` with cell types; cells without a label take no part.
     radius
         Neighbour distance cut-off, in the coordinates' unit (R: µm).
     key
         ``key_added`` of the activity run.
+    activity
+        Cell-level activity z-scores, when they are not in ``obsm`` of ``adata`` (``None``:
+        ``obsm[key + "_zscore"]`` of the AnnData, or of the file for a path; for a run with
+        ``out=``, the sidecar it recorded). Otherwise the sidecar written by
+        ``secact.tl.activity(..., out=...)`` (an AnnData or its path), the AnnData of
+        :func:`secact.get.activity`, or a cells x proteins DataFrame; rows are matched to
+        the cells by ``obs_names``.
     layer, use_raw, gene_symbols
         Where the counts and gene symbols are (scanpy's rule: ``raw`` when present and no
         layer is given).
@@ -187,16 +350,26 @@ def ccc_spatial(
     key_added
         ``uns`` key of the results.
     copy
-        Return a copy instead of writing to ``adata``.
+        Return a copy instead of writing to ``adata`` (in-memory AnnData only).
 
     Returns
     -------
-    ``None`` (or the copy) with ``adata.uns[key_added]`` = ``{"results": DataFrame,
-    "spatial_correlation": DataFrame, "params": dict}``: ``results`` has the columns
-    :data:`secact.core.spatial.CCC_COLUMNS` (one row per sender, protein and receiver),
-    ``spatial_correlation`` the columns ``r``, ``pvalue``, ``padj`` per protein.
+    anndata.AnnData or dict or None
+        ``None`` (results in ``adata.uns[key_added]``; for a backed AnnData in memory, next
+        to its ``obs``), the copy with ``copy=True``, or the results dict for a path input.
+        The results (writable by anndata) are a dict:
+
+        ``"results"``
+            One row per sender, secreted protein and receiver, sorted by ``padj``, with the
+            columns ``sender``, ``secreted_protein``, ``receiver``, ``sender_count``,
+            ``receiver_count``, ``neighboring_pairs``, ``communicating_pairs``, ``ratio``,
+            ``strength``, ``pvalue``, ``padj`` (``secact.core.spatial.CCC_COLUMNS``); the
+            index is ``"<sender>_<protein>_<receiver>"``.
+        ``"spatial_correlation"``
+            The filter of step 1 per protein: ``r``, ``pvalue``, ``padj``.
+        ``"params"``
+            The settings used.
     """
-    _check_in_memory(adata)
     res.check_key(key_added)
     if isinstance(n_background, bool) or not isinstance(n_background, int | np.integer) or n_background < 1:
         raise ValueError(f"n_background must be a positive integer, got {n_background!r}.")
@@ -204,13 +377,14 @@ def ccc_spatial(
         _check_fraction(name, value)
     if scale_factor <= 0:
         raise ValueError(f"scale_factor must be positive, got {scale_factor!r}.")
-    codes, categories = group_codes(adata.obs, groupby)
-    act = _activity(adata, key).clip(lower=0.0)
-    counts, genes = _counts(adata, layer, use_raw, gene_symbols)
-    expr = _protein_expression(counts, genes, list(act.columns), scale_factor)
-    coords = _coordinates(adata, spatial_key)
-    i, j, d = _sp.neighbor_pairs(coords, radius)
-    w = _sp.neighbor_weights(adata.n_obs, i, j, d)
+    with resolve(adata, layer=layer, use_raw=use_raw) as inp:
+        target = _target(inp, copy)
+        codes, categories = group_codes(inp.obs, groupby)
+        act = _activity(inp, key, activity).clip(lower=0.0)
+        coords = _coordinates(inp, spatial_key)
+        i, j, d = _sp.neighbor_pairs(coords, radius)
+        expr = _protein_expression(inp, gene_symbols, list(act.columns), scale_factor)
+    w = _sp.neighbor_weights(len(coords), i, j, d)
 
     corr = _correlation(act, expr, w)
     kept = _kept(corr, cor_cutoff, cor_padj_cutoff)
@@ -238,6 +412,7 @@ def ccc_spatial(
         "radius": float(radius),
         "key": key,
         "layer": layer,
+        "use_raw": inp.use_raw,
         "spatial_key": spatial_key,
         "scale_factor": float(scale_factor),
         "n_background": int(n_background),
@@ -248,12 +423,10 @@ def ccc_spatial(
         "cor_padj_cutoff": float(cor_padj_cutoff),
         "n_neighbor_pairs": int(i.size // 2),
     }
-    target = adata.copy() if copy else adata
-    target.uns[key_added] = {
-        "results": table,
-        "spatial_correlation": corr,
-        "params": res.clean_uns(params),
-    }
+    entry = {"results": table, "spatial_correlation": corr, "params": res.clean_uns(params)}
+    if target is None:
+        return entry
+    target.uns[key_added] = entry
     return target if copy else None
 
 
@@ -261,10 +434,11 @@ def ccc_spatial(
 # signalling patterns
 # ----------------------------------------------------------------------------------------------
 def signaling_patterns(
-    adata: AnnData,
+    adata: AnnData | str | os.PathLike,
     k: int | Sequence[int],
     *,
     key: str = "secact",
+    activity: pd.DataFrame | AnnData | str | os.PathLike | None = None,
     radius: float = 200,
     sigma: float = 100,
     layer: str | None = None,
@@ -279,7 +453,7 @@ def signaling_patterns(
     max_iter: int = 2000,
     key_added: str = "secact_patterns",
     copy: bool = False,
-) -> AnnData | None:
+) -> AnnData | dict | None:
     """Spatial signalling patterns of secreted proteins by NMF (SecAct R's ``SecAct.signaling.pattern``).
 
     1. **Filter.** Activity z-scores (negatives set to 0) are correlated (Spearman) with each
@@ -298,13 +472,21 @@ def signaling_patterns(
     Parameters
     ----------
     adata
-        AnnData in memory with raw counts, coordinates in ``obsm[spatial_key]`` and
-        activity z-scores in ``obsm[f"{key}_zscore"]``
-        (``secact.tl.activity(adata, ..., method="analytic")``).
+        Spatial data with raw counts and coordinates in ``obsm[spatial_key]``: an AnnData in
+        memory, opened with ``backed="r"``, or an ``.h5ad`` path. The counts are read block
+        by block; only the secreted proteins' genes and each spot's total are kept. The
+        activity z-scores come from ``secact.tl.activity(adata, ..., method="analytic")``.
     k
         Number of patterns, or several candidates (e.g. ``range(2, 9)``).
     key
         ``key_added`` of the activity run.
+    activity
+        Cell-level activity z-scores, when they are not in ``obsm`` of ``adata`` (``None``:
+        ``obsm[key + "_zscore"]`` of the AnnData, or of the file for a path; for a run with
+        ``out=``, the sidecar it recorded). Otherwise the sidecar written by
+        ``secact.tl.activity(..., out=...)`` (an AnnData or its path), the AnnData of
+        :func:`secact.get.activity`, or a cells x proteins DataFrame; rows are matched to
+        the cells by ``obs_names``.
     radius, sigma
         Neighbourhood radius and Gaussian width (R: 200 and 100 µm, spot data).
     layer, use_raw, gene_symbols
@@ -324,16 +506,23 @@ def signaling_patterns(
     key_added
         Key of the results.
     copy
-        Return a copy instead of writing to ``adata``.
+        Return a copy instead of writing to ``adata`` (in-memory AnnData only).
 
     Returns
     -------
-    ``None`` (or the copy) with ``adata.obsm[key_added]`` (cells x k DataFrame, columns
-    ``"1"`` ... ``"k"``: R's ``signal.H`` transposed) and ``adata.uns[key_added]`` =
-    ``{"loadings": proteins x k DataFrame (R's weight.W), "spatial_correlation": DataFrame,
-    "k": int, "silhouette": DataFrame (when several k), "params": dict}``.
+    anndata.AnnData or dict or None
+        ``None`` (results in ``adata``), the copy with ``copy=True``, or for a path input a
+        dict of the ``uns`` entry below plus ``"patterns"`` (what would go to ``obsm``).
+
+        ``adata.obsm[key_added]``
+            Cells x k DataFrame of pattern weights, columns ``"1"`` ... ``"k"`` (R's
+            ``signal.H`` transposed).
+        ``adata.uns[key_added]``
+            A dict: ``"loadings"`` (proteins x k DataFrame, R's ``weight.W``),
+            ``"spatial_correlation"`` (``r``, ``pvalue``, ``padj`` per protein), ``"k"``
+            (the rank used), ``"silhouette"`` (DataFrame of ``k`` and ``silhouette``, when
+            several ``k`` were given) and ``"params"``.
     """
-    _check_in_memory(adata)
     res.check_key(key_added)
     ks = [int(k)] if isinstance(k, int | np.integer) else [int(x) for x in k]
     if not ks or any(x < 1 for x in ks) or len(set(ks)) != len(ks):
@@ -342,11 +531,12 @@ def signaling_patterns(
         raise ValueError(f"n_runs must be a positive integer, got {n_runs!r}.")
     if scale_factor <= 0 or sigma <= 0:
         raise ValueError("scale_factor and sigma must be positive.")
-    act = _activity(adata, key).clip(lower=0.0)
-    counts, genes = _counts(adata, layer, use_raw, gene_symbols)
-    expr = _protein_expression(counts, genes, list(act.columns), scale_factor)
-    i, j, d = _sp.neighbor_pairs(_coordinates(adata, spatial_key), radius)
-    w = _sp.neighbor_weights(adata.n_obs, i, j, d, sigma=sigma)
+    with resolve(adata, layer=layer, use_raw=use_raw) as inp:
+        target = _target(inp, copy)
+        act = _activity(inp, key, activity).clip(lower=0.0)
+        i, j, d = _sp.neighbor_pairs(_coordinates(inp, spatial_key), radius)
+        expr = _protein_expression(inp, gene_symbols, list(act.columns), scale_factor)
+    w = _sp.neighbor_weights(len(act), i, j, d, sigma=sigma)
     corr = _correlation(act, expr, w)
     kept = _kept(corr, cor_cutoff, cor_padj_cutoff)
     logger.info("%d/%d secreted proteins kept to infer signalling patterns.", len(kept), act.shape[1])
@@ -376,6 +566,7 @@ def signaling_patterns(
         "radius": float(radius),
         "sigma": float(sigma),
         "layer": layer,
+        "use_raw": inp.use_raw,
         "spatial_key": spatial_key,
         "scale_factor": float(scale_factor),
         "cor_cutoff": float(cor_cutoff),
@@ -392,8 +583,10 @@ def signaling_patterns(
     }
     if sil is not None:
         entry["silhouette"] = sil
-    target = adata.copy() if copy else adata
-    target.obsm[key_added] = pd.DataFrame(hmat.T, index=target.obs_names, columns=names)
+    patterns = pd.DataFrame(hmat.T, index=act.index, columns=names)
+    if target is None:
+        return {"patterns": patterns, **entry}
+    target.obsm[key_added] = patterns
     target.uns[key_added] = entry
     return target if copy else None
 
@@ -402,7 +595,7 @@ def signaling_patterns(
 # signalling velocity
 # ----------------------------------------------------------------------------------------------
 def signaling_velocity(
-    adata: AnnData,
+    adata: AnnData | str | os.PathLike,
     protein: str,
     *,
     mode: str = "receiving",
@@ -412,6 +605,7 @@ def signaling_velocity(
     sender: str | Sequence[str] | None = None,
     receiver: str | Sequence[str] | None = None,
     key: str = "secact",
+    activity: pd.DataFrame | AnnData | str | os.PathLike | None = None,
     layer: str | None = None,
     use_raw: bool | None = None,
     gene_symbols: str | None = None,
@@ -419,7 +613,7 @@ def signaling_velocity(
     scale_factor: float = 1e5,
     key_added: str = "secact_velocity",
     copy: bool = False,
-) -> AnnData | None:
+) -> AnnData | dict | None:
     """Signalling velocity of a secreted protein: where its signal flows, per cell or spot.
 
     SecAct R's ``SecAct.signaling.velocity.spotST``. Between neighbours ``i`` and ``j``
@@ -429,7 +623,7 @@ def signaling_velocity(
     vector has the length of its total flow and the direction of the flow-weighted mean of
     the unit vectors to its partners: towards the cells it reaches (``mode="sending"``) or
     from the cells that reach it (``mode="receiving"``); see
-    :func:`secact.core.spatial.velocity`. With ``groupby``, ``sender`` and ``receiver``
+    ``secact.core.spatial.velocity``. With ``groupby``, ``sender`` and ``receiver``
     only those cell types send and receive (the pairs of R's
     ``SecAct.signaling.velocity.scST``; there ``sigma=None`` and ``radius=20``).
 
@@ -439,8 +633,9 @@ def signaling_velocity(
     Parameters
     ----------
     adata
-        AnnData in memory with raw counts, coordinates in ``obsm[spatial_key]`` and the
-        cell-level activity z-scores of the run ``key``.
+        Spatial data with raw counts and coordinates in ``obsm[spatial_key]``: an AnnData in
+        memory, opened with ``backed="r"``, or an ``.h5ad`` path (the counts are read block
+        by block; only the protein's gene and each cell's total are kept).
     protein
         Secreted protein (a column of the activity; its name is its gene's symbol).
     mode
@@ -455,6 +650,13 @@ def signaling_velocity(
         Cell type(s) allowed to send / receive (default: all cells).
     key
         ``key_added`` of the activity run.
+    activity
+        Cell-level activity z-scores, when they are not in ``obsm`` of ``adata`` (``None``:
+        ``obsm[key + "_zscore"]`` of the AnnData, or of the file for a path; for a run with
+        ``out=``, the sidecar it recorded). Otherwise the sidecar written by
+        ``secact.tl.activity(..., out=...)`` (an AnnData or its path), the AnnData of
+        :func:`secact.get.activity`, or a cells x proteins DataFrame; rows are matched to
+        the cells by ``obs_names``.
     layer, use_raw, gene_symbols
         Where the counts and gene symbols are (scanpy's rule).
     spatial_key
@@ -464,47 +666,40 @@ def signaling_velocity(
     key_added
         ``obsm`` and ``uns`` key of the result.
     copy
-        Return a copy instead of writing to ``adata``.
+        Return a copy instead of writing to ``adata`` (in-memory AnnData only).
 
     Returns
     -------
-    ``None`` (or the copy) with ``adata.obsm[key_added]`` (cells x 2 vectors, the
-    coordinates' unit times flow) and ``adata.uns[key_added]`` = ``{"protein", "mode",
-    "params"}``.
+    anndata.AnnData or dict or None
+        ``None`` (results in ``adata``), the copy with ``copy=True``, or for a path input a
+        dict of the ``uns`` entry below plus ``"vectors"`` (what would go to ``obsm``).
+
+        ``adata.obsm[key_added]``
+            Cells x 2 array of vectors (the coordinates' unit times flow).
+        ``adata.uns[key_added]``
+            A dict with ``"protein"``, ``"mode"`` and ``"params"``.
     """
-    _check_in_memory(adata)
     res.check_key(key_added)
     if mode not in ("receiving", "sending"):
         raise ValueError(f"mode must be 'receiving' or 'sending', got {mode!r}.")
     if scale_factor <= 0:
         raise ValueError(f"scale_factor must be positive, got {scale_factor!r}.")
-    act = _activity(adata, key)
-    protein = str(protein)
-    if protein not in act.columns:
-        msg = f"{protein!r} is not a protein of the activity run {key!r}; e.g. {list(act.columns[:5])}."
-        raise KeyError(msg)
-    counts, genes = _counts(adata, layer, use_raw, gene_symbols)
-    expr = _protein_expression(counts, genes, [protein], scale_factor)[:, 0]
+    with resolve(adata, layer=layer, use_raw=use_raw) as inp:
+        target = _target(inp, copy)
+        act = _activity(inp, key, activity)
+        protein = str(protein)
+        if protein not in act.columns:
+            msg = f"{protein!r} is not a protein of the activity run {key!r}; e.g. {list(act.columns[:5])}."
+            raise KeyError(msg)
+        masks = _type_masks(inp.obs, groupby, sender, receiver)
+        coords = _coordinates(inp, spatial_key)
+        expr = _protein_expression(inp, gene_symbols, [protein], scale_factor)[:, 0]
     if np.isnan(expr).all():
         raise KeyError(
             f"no gene {protein!r} in the data: the protein's gene symbol is needed (gene_symbols=?)."
         )
-    masks = {}
-    if sender is not None or receiver is not None:
-        if groupby is None:
-            raise ValueError("sender= and receiver= need groupby= (the obs column of cell types).")
-        codes, categories = group_codes(adata.obs, groupby)
-        names = np.asarray([str(c) for c in categories])
-        for role, value in (("sender", sender), ("receiver", receiver)):
-            if value is None:
-                continue
-            wanted = [value] if isinstance(value, str) else [str(v) for v in value]
-            unknown = sorted(set(wanted) - set(names))
-            if unknown:
-                raise ValueError(f"{role} types {unknown} are not in obs[{groupby!r}]: {list(names)}.")
-            masks[role] = (codes >= 0) & np.isin(names[np.maximum(codes, 0)], wanted)
     vec = _sp.velocity(
-        _coordinates(adata, spatial_key),
+        coords,
         expr,
         act[protein].clip(lower=0.0).to_numpy(),
         radius,
@@ -521,10 +716,33 @@ def signaling_velocity(
         "receiver": receiver if receiver is None or isinstance(receiver, str) else [str(r) for r in receiver],
         "key": key,
         "layer": layer,
+        "use_raw": inp.use_raw,
         "spatial_key": spatial_key,
         "scale_factor": float(scale_factor),
     }
-    target = adata.copy() if copy else adata
+    entry = {"protein": protein, "mode": mode, "params": res.clean_uns(params)}
+    if target is None:
+        return {"vectors": vec, **entry}
     target.obsm[key_added] = vec
-    target.uns[key_added] = {"protein": protein, "mode": mode, "params": res.clean_uns(params)}
+    target.uns[key_added] = entry
     return target if copy else None
+
+
+def _type_masks(obs: pd.DataFrame, groupby: str | None, sender, receiver) -> dict[str, np.ndarray]:
+    """Boolean cell masks of the allowed sender / receiver types (only those given)."""
+    masks: dict[str, np.ndarray] = {}
+    if sender is None and receiver is None:
+        return masks
+    if groupby is None:
+        raise ValueError("sender= and receiver= need groupby= (the obs column of cell types).")
+    codes, categories = group_codes(obs, groupby)
+    names = np.asarray([str(c) for c in categories])
+    for role, value in (("sender", sender), ("receiver", receiver)):
+        if value is None:
+            continue
+        wanted = [value] if isinstance(value, str) else [str(v) for v in value]
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            raise ValueError(f"{role} types {unknown} are not in obs[{groupby!r}]: {list(names)}.")
+        masks[role] = (codes >= 0) & np.isin(names[np.maximum(codes, 0)], wanted)
+    return masks
