@@ -129,6 +129,30 @@ def test_activity_cells_streams_to_a_sidecar(sim_h5ad, tmp_path):
     assert run(*args, "--overwrite", "-q").returncode == 0
 
 
+def test_activity_spatial_flavor_with_a_control(tmp_path):
+    """--flavor spatial --control --scale-factor: the same numbers as the Python API."""
+    data = secact.datasets.simulate_spatial(300, seed=2)
+    control = secact.datasets.simulate_spatial(300, seed=3)
+    data.X[:, 0] = 0  # a gene without counts: the spatial flavor drops it before mapping
+    data.X.eliminate_zeros()
+    src, ctl, out = tmp_path / "tissue.h5ad", tmp_path / "control.h5ad", tmp_path / "spots.h5ad"
+    data.write_h5ad(src)
+    control.write_h5ad(ctl)
+    flags = ["--flavor", "spatial", "--control", os.fspath(ctl), "--scale-factor", "1000"]
+    proc = run(
+        "activity", os.fspath(src), "-o", os.fspath(out), "-s", "CytoSig", "--method", "analytic", *flags
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = ad.read_h5ad(out)
+    secact.tl.activity(
+        data, "CytoSig", method="analytic", flavor="spatial", control=control, scale_factor=1e3
+    )
+    expected = data.obsm["secact_zscore"].loc[result.obs_names, result.var_names].to_numpy()
+    np.testing.assert_allclose(result.X, expected, rtol=1e-10, atol=1e-10)
+    params = result.uns["secact"]["cells"]["params"]
+    assert params["flavor"] == "spatial" and params["scale_factor"] == 1e3
+
+
 def test_activity_groups_through_the_script(sim_h5ad, tmp_path):
     out = tmp_path / "groups.h5ad"
     args = ["activity", os.fspath(sim_h5ad), "-o", os.fspath(out), "-s", "CytoSig", "-g", "group"]
@@ -168,6 +192,8 @@ def test_activity_bad_input_is_one_line(sim_h5ad, tmp_path, profile_tsv):
         (["-s", "CytoSig", "--reference", "control"], ["COLUMN=VALUE"]),
         (["-s", "CytoSig", "-g", "group", "--reference", "nope"], ["'nope'", "IFNG_stimulated"]),
         (["-s", "CytoSig", "-g", "group", "--resume"], ["--resume"]),
+        (["-s", "CytoSig", "--flavor", "spatial", "-g", "group"], ["--flavor", "--groupby"]),
+        (["-s", "CytoSig", "--control", "absent.h5ad"], ["absent.h5ad", "does not exist"]),
     ],
 )
 def test_activity_mistakes(sim_h5ad, tmp_path, capsys, extra, fragments):
@@ -195,6 +221,13 @@ def test_activity_input_formats(tmp_path, capsys, make, fragments):
     assert err.startswith("secact: error: ") and "\n" not in err
     for fragment in fragments:
         assert fragment in err
+
+
+def test_activity_scale_factor_must_be_positive(sim_h5ad, tmp_path):
+    out = tmp_path / "x.h5ad"
+    proc = run("activity", os.fspath(sim_h5ad), "-o", os.fspath(out), "--scale-factor=-3")
+    assert_user_error(proc, "--scale-factor", "> 0")
+    assert not out.exists()
 
 
 def test_activity_output_checks(sim_h5ad, tmp_path, capsys):

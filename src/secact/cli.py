@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import re
 import secrets
@@ -65,6 +66,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0 (e.g. 1e5), got {text!r}")
     return value
 
 
@@ -359,7 +370,13 @@ def _activity(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     src, out = Path(args.input), Path(args.output)
     _check_h5ad(src)
-    _check_output(out, kinds=(".h5ad",), overwrite=args.overwrite, inputs=[src])
+    control = None
+    if args.control is not None:
+        control = Path(args.control)
+        _check_h5ad(control)
+    _check_output(
+        out, kinds=(".h5ad",), overwrite=args.overwrite, inputs=[src, *([control] if control else [])]
+    )
     if args.layer is not None and args.use_raw:
         raise UserError("use either --layer or --use-raw, not both.")
     if args.resume and args.groupby is not None:
@@ -384,6 +401,9 @@ def _activity(args: argparse.Namespace) -> int:
         "gene_symbols": args.gene_symbols,
         "organism": args.organism,
         "input": args.input_kind,
+        "flavor": args.flavor,
+        "control": control,
+        "scale_factor": args.scale_factor,
         "method": args.method,
         "n_permutations": args.n_permutations,
         "rng": args.rng,
@@ -636,7 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  secact activity atlas.h5ad -o atlas_secact.h5ad -s CytoSig --method analytic\n"
             "  secact activity atlas.h5ad -o per_type.h5ad --groupby cell_type --reference B_cell\n"
-            "  secact activity atlas.h5ad -o atlas_secact.h5ad --resume   # after an interruption\n\n"
+            "  secact activity atlas.h5ad -o atlas_secact.h5ad --resume   # after an interruption\n"
+            "  secact activity visium.h5ad -o spots.h5ad --flavor spatial --method analytic\n\n"
             "Read the results in Python: secact.get.activity('atlas_secact.h5ad')."
         ),
     )
@@ -696,6 +717,26 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["counts", "log", "differential"],
         default="counts",
         help="counts: full SecAct normalisation; log: already log-normalised; differential: used as is (default: %(default)s)",
+    )
+    expr.add_argument(
+        "--flavor",
+        choices=["single-cell", "spatial"],
+        default="single-cell",
+        help=(
+            "SecAct R's pipeline: spatial drops genes without counts before mapping symbols "
+            "(SecAct.activity.inference.ST) (default: %(default)s)"
+        ),
+    )
+    expr.add_argument(
+        "--control",
+        metavar="CONTROL.h5ad",
+        help="with --flavor spatial: centre on the gene means of this control sample (R's inputProfile_control)",
+    )
+    expr.add_argument(
+        "--scale-factor",
+        type=_positive_float,
+        metavar="X",
+        help="counts per cell/spot after scaling (default 1e5 as SecAct R; CosMx: 1e3)",
     )
     _inference_options(act.add_argument_group("inference"), default_signature="SecAct")
     run = act.add_argument_group("resources")
@@ -875,6 +916,9 @@ _FLAGS = {
     "groupby=": "--groupby ",
     "batch_size=": "--batch-size ",
     "n_permutations=": "--n-permutations ",
+    "flavor=": "--flavor ",
+    "control=": "--control ",
+    "scale_factor=": "--scale-factor ",
 }
 _FLAG_RE = re.compile(r"\b(" + "|".join(re.escape(k) for k in _FLAGS) + ")")
 

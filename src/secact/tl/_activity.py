@@ -22,7 +22,7 @@ from ..io import SidecarWriter, WriteRows, check_output, resolve
 from ..pp._symbols import gene_map
 from ._common import check_batch_size, gene_names, reference_mask, results_target, write_atomic
 from ._feedback import MANY_CELLS, inference_done, overlap_feedback, permutation_note
-from ._groups import group_entry
+from ._groups import group_entry, group_labels
 from ._spatial_activity import check_spatial, control_centre, control_files, spatial_genes
 
 if TYPE_CHECKING:
@@ -203,6 +203,7 @@ def activity(
         raise ValueError(msg)
     with resolve(adata, layer=layer, use_raw=use_raw) as inp:
         target = results_target(inp, copy=copy, out=out, cells=groupby is None)
+        labels = None if groupby is None else group_labels(inp.obs, groupby, reference, input)
         sig = _signature(signature)
         if out is not None:  # before any pass over the data
             rows, n_stats = (inp.n_obs, len(stats)) if groupby is None else (0, 0)
@@ -261,7 +262,17 @@ def activity(
         if groupby is not None:
             t0 = time.perf_counter()
             entry = group_entry(
-                inp, source, mapper, gmap.n_output, plan, groupby, reference, input, batch, progress, params
+                source,
+                mapper,
+                gmap.n_output,
+                plan,
+                labels,
+                groupby,
+                reference,
+                input,
+                batch,
+                progress,
+                params,
             )
             logger.info(
                 "computed activity of %s groups x %s proteins in %s (%s)",

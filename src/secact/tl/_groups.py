@@ -9,14 +9,14 @@ from .. import _results as res
 from ..core import pipeline
 from ._common import group_codes
 
-__all__ = ["group_entry"]
+__all__ = ["group_entry", "group_labels"]
 
 
-def group_entry(
-    inp, source, mapper, n_genes, plan, groupby, reference, input, batch, progress, params
-) -> dict:
-    """Group level: pseudo-bulk, normalise, centre, infer; the ``uns[key]["groups"]`` entry."""
-    codes, categories = group_codes(inp.obs, groupby)
+def group_labels(obs, groupby: str, reference, input) -> tuple[np.ndarray, list[str]]:
+    """Each cell's group (``-1``: none) and the used groups' names; checks ``reference``.
+
+    Run before any pass over the data, so that a mistake is reported at once."""
+    codes, categories = group_codes(obs, groupby)
     used = np.unique(codes[codes >= 0])
     names = [str(categories[i]) for i in used]
     if len(set(names)) != len(names):
@@ -37,6 +37,16 @@ def group_entry(
     if reference is None and len(names) < 2 and input != "differential":
         msg = f"obs[{groupby!r}] has a single group; centring on the mean over groups needs two or more."
         raise ValueError(msg)
+    return codes, names
+
+
+def group_entry(
+    source, mapper, n_genes, plan, labels, groupby, reference, input, batch, progress, params
+) -> dict:
+    """Group level: pseudo-bulk, normalise, centre, infer; the ``uns[key]["groups"]`` entry.
+
+    ``labels``: what :func:`group_labels` returned."""
+    codes, names = labels
     sums = pipeline.group_profiles(
         source,
         mapper=mapper,
