@@ -330,3 +330,173 @@ def test_velocity_errors(tissue):
         secact.tl.signaling_velocity(tissue, "IL2", copy=True)
     with pytest.raises(ValueError, match="sigma"):
         secact.tl.signaling_velocity(tissue, "IFNG", sigma=0, copy=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# backed AnnData, .h5ad paths, activity from a sidecar: the same numbers as in memory
+# ----------------------------------------------------------------------------------------------
+CCC_ARGS = {"radius": 15, "n_background": 100, "ratio_cutoff": 0.0, "padj_cutoff": 1.1}
+PATTERN_ARGS = {"radius": 30, "sigma": 15}
+VELOCITY_ARGS = {"radius": 30, "sigma": 15}
+
+
+@pytest.fixture(scope="module")
+def tissue_file(tissue, tmp_path_factory) -> str:
+    """The tissue with its counts (CSR) and activity in obsm, written to disk."""
+    path = tmp_path_factory.mktemp("spatial") / "tissue.h5ad"
+    tissue.write_h5ad(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def in_memory(tissue):
+    """The three tools' results on the in-memory tissue (the reference of the backed runs)."""
+    return {
+        "ccc": secact.tl.ccc_spatial(tissue, "cell_type", **CCC_ARGS, copy=True).uns["secact_ccc_spatial"],
+        "patterns": secact.tl.signaling_patterns(tissue, 3, **PATTERN_ARGS, copy=True),
+        "velocity": secact.tl.signaling_velocity(tissue, "IFNG", **VELOCITY_ARGS, copy=True),
+    }
+
+
+def _same_ccc(got: dict, want: dict) -> None:
+    assert len(want["results"]) > 10  # a real table, not two empty ones
+    pd.testing.assert_frame_equal(got["results"], want["results"], check_exact=True)
+    pd.testing.assert_frame_equal(got["spatial_correlation"], want["spatial_correlation"], check_exact=True)
+
+
+def _count_blocks(monkeypatch, batch: int) -> list[int]:
+    """Make the pass read ``batch`` cells at a time and record each block's number of cells."""
+    monkeypatch.setattr(secact.settings, "batch_size", batch)
+    seen: list[int] = []
+    call = spatial.GeneExpression.__call__
+
+    def counting(self, block, start):
+        seen.append(block.shape[0])
+        return call(self, block, start)
+
+    monkeypatch.setattr(spatial.GeneExpression, "__call__", counting)
+    return seen
+
+
+def test_ccc_spatial_backed_reads_blocks_and_equals_in_memory(tissue_file, in_memory, monkeypatch, tmp_path):
+    seen = _count_blocks(monkeypatch, 300)
+    backed = ad.read_h5ad(tissue_file, backed="r")
+    assert secact.tl.ccc_spatial(backed, "cell_type", **CCC_ARGS) is None
+    assert seen == [300] * 5 + [100]  # 1,600 cells in blocks of 300, never all at once
+    assert backed.isbacked  # nothing was loaded into memory for good
+    _same_ccc(backed.uns["secact_ccc_spatial"], in_memory["ccc"])
+    backed.write_h5ad(tmp_path / "with_results.h5ad")  # results of a backed object are writable
+    back = ad.read_h5ad(tmp_path / "with_results.h5ad")
+    pd.testing.assert_frame_equal(
+        back.uns["secact_ccc_spatial"]["results"], in_memory["ccc"]["results"], check_dtype=False
+    )
+    backed.file.close()
+
+
+def test_ccc_spatial_path_input_returns_results(tissue_file, in_memory):
+    got = secact.tl.ccc_spatial(tissue_file, "cell_type", **CCC_ARGS)
+    assert set(got) == {"results", "spatial_correlation", "params"}
+    _same_ccc(got, in_memory["ccc"])
+    assert "secact_ccc_spatial" not in ad.read_h5ad(tissue_file, backed="r").uns  # file untouched
+
+
+def test_signaling_patterns_backed_and_path_equal_in_memory(tissue_file, in_memory, monkeypatch):
+    want = in_memory["patterns"]
+    seen = _count_blocks(monkeypatch, 512)
+    backed = ad.read_h5ad(tissue_file, backed="r")
+    secact.tl.signaling_patterns(backed, 3, **PATTERN_ARGS)
+    assert seen == [512, 512, 512, 64]
+    pd.testing.assert_frame_equal(
+        backed.obsm["secact_patterns"], want.obsm["secact_patterns"], check_exact=True
+    )
+    for name in ("loadings", "spatial_correlation"):
+        pd.testing.assert_frame_equal(
+            backed.uns["secact_patterns"][name], want.uns["secact_patterns"][name], check_exact=True
+        )
+    backed.file.close()
+    got = secact.tl.signaling_patterns(tissue_file, 3, **PATTERN_ARGS)
+    pd.testing.assert_frame_equal(got["patterns"], want.obsm["secact_patterns"], check_exact=True)
+    pd.testing.assert_frame_equal(got["loadings"], want.uns["secact_patterns"]["loadings"], check_exact=True)
+    assert got["k"] == 3
+
+
+def test_signaling_velocity_backed_and_path_equal_in_memory(tissue_file, in_memory, monkeypatch):
+    want = in_memory["velocity"].obsm["secact_velocity"]
+    assert np.hypot(*want.T).max() > 0
+    seen = _count_blocks(monkeypatch, 1000)
+    backed = ad.read_h5ad(tissue_file, backed="r")
+    secact.tl.signaling_velocity(backed, "IFNG", **VELOCITY_ARGS)
+    assert seen == [1000, 600]
+    np.testing.assert_array_equal(backed.obsm["secact_velocity"], want)
+    assert backed.uns["secact_velocity"]["protein"] == "IFNG"
+    backed.file.close()
+    got = secact.tl.signaling_velocity(tissue_file, "IFNG", **VELOCITY_ARGS)
+    np.testing.assert_array_equal(got["vectors"], want)
+    assert got["mode"] == "receiving"
+
+
+def test_backed_counts_layer_and_batch_size_do_not_change_results(tissue, in_memory, tmp_path, monkeypatch):
+    """Counts in a layer (X holds something else), dense on disk, tiny blocks: same numbers."""
+    other = tissue.copy()
+    other.layers["counts"] = other.X.toarray()
+    other.X = np.zeros(other.shape, dtype=np.float32)
+    path = tmp_path / "layer.h5ad"
+    other.write_h5ad(path)
+    monkeypatch.setattr(secact.settings, "batch_size", 7)
+    backed = ad.read_h5ad(path, backed="r")
+    got = secact.tl.ccc_spatial(backed, "cell_type", layer="counts", **CCC_ARGS)
+    assert got is None
+    want = in_memory["ccc"]
+    # dense storage sums a cell's counts in another order than CSR, exactly for integer counts
+    _same_ccc(backed.uns["secact_ccc_spatial"], want)
+    backed.file.close()
+
+
+def test_activity_from_a_sidecar(tissue, tmp_path):
+    """A backed atlas whose activity streamed to a sidecar: found through uns, or passed."""
+    bare = tissue.copy()
+    del bare.obsm["secact_zscore"], bare.uns["secact"]
+    path = tmp_path / "atlas.h5ad"
+    bare.write_h5ad(path)
+    side = tmp_path / "atlas_secact.h5ad"
+    atlas = ad.read_h5ad(path, backed="r")
+    secact.tl.activity(atlas, "CytoSig", method="analytic", stats=["zscore"], out=side)
+    assert "secact_zscore" not in atlas.obsm
+    secact.tl.signaling_velocity(atlas, "IFNG", **VELOCITY_ARGS)  # the sidecar named in uns
+    zscore = ad.read_h5ad(side).to_df()
+    # the same as an in-memory run given the same activity, as a path, an AnnData or a DataFrame
+    for activity in (side, ad.read_h5ad(side), ad.read_h5ad(side, backed="r"), zscore.iloc[::-1]):
+        want = secact.tl.signaling_velocity(bare, "IFNG", activity=activity, **VELOCITY_ARGS, copy=True)
+        np.testing.assert_array_equal(atlas.obsm["secact_velocity"], want.obsm["secact_velocity"])
+    assert np.hypot(*atlas.obsm["secact_velocity"].T).max() > 0
+    atlas.file.close()
+    # a path input with the sidecar
+    got = secact.tl.signaling_velocity(path, "IFNG", activity=side, **VELOCITY_ARGS)
+    np.testing.assert_array_equal(got["vectors"], want.obsm["secact_velocity"])
+
+
+def test_backed_and_path_errors(tissue, tissue_file, tmp_path):
+    backed = ad.read_h5ad(tissue_file, backed="r")
+    with pytest.raises(ValueError, match=r"copy=True cannot hold.*to_memory"):
+        secact.tl.ccc_spatial(backed, "cell_type", copy=True)
+    with pytest.raises(ValueError, match=r"view of a backed AnnData.*to_memory"):
+        secact.tl.signaling_velocity(backed[:100], "IFNG")
+    backed.file.close()
+    with pytest.raises(ValueError, match="path input is never modified"):
+        secact.tl.signaling_patterns(tissue_file, 2, copy=True)
+    with pytest.raises(FileNotFoundError, match=r"no \.h5ad file"):
+        secact.tl.ccc_spatial(tmp_path / "missing.h5ad", "cell_type")
+    bare = tissue.copy()
+    del bare.obsm["secact_zscore"]
+    bare.write_h5ad(tmp_path / "bare.h5ad")
+    with pytest.raises(KeyError, match=r"Run secact.tl.activity.*activity="):
+        secact.tl.ccc_spatial(tmp_path / "bare.h5ad", "cell_type")
+    with pytest.raises(FileNotFoundError, match="sidecar"):
+        secact.tl.ccc_spatial(bare, "cell_type", activity=tmp_path / "nope.h5ad")
+    with pytest.raises(TypeError, match="activity must be"):
+        secact.tl.ccc_spatial(bare, "cell_type", activity=np.zeros((bare.n_obs, 3)))
+    z = tissue.obsm["secact_zscore"]
+    with pytest.raises(ValueError, match="no row for cells"):
+        secact.tl.ccc_spatial(bare, "cell_type", activity=z.iloc[1:])
+    with pytest.raises(KeyError, match="obsm"):
+        secact.tl.signaling_velocity(tmp_path / "bare.h5ad", "IFNG", spatial_key="xy", activity=z)
