@@ -134,3 +134,31 @@ def test_activity_df_keeps_only_stored_statistics():
     assert (np.diff(df["zscore"].abs()) <= 0).all()
     with pytest.raises(KeyError, match="not in the results"):
         secact.get.activity_df(a, proteins=["NOPE"])
+
+
+def test_anndata_whose_results_went_to_a_sidecar(adata, tmp_path):
+    """get.activity(adata) after tl.activity(adata, out=...) reads the sidecar (in memory and
+    backed), with the AnnData's embedding and colours; a missing or foreign sidecar is an error."""
+    src = tmp_path / "cells.h5ad"
+    a = adata.copy()
+    del a.obsm["secact_zscore"]
+    a.write_h5ad(src)
+    side = tmp_path / "side.h5ad"
+    secact.tl.activity(a, "CytoSig", method="analytic", group_cor=0.7, out=side, key_added="side")
+    expected = secact.get.activity(side, "side", stat="pvalue")
+    for obj in (a, ad.read_h5ad(src, backed="r")):
+        if obj.isbacked:  # the backed file does not know of the run: record it as tl.activity does
+            obj.uns["side"] = a.uns["side"]
+        got = secact.get.activity(obj, "side", stat="pvalue")
+        assert got.shape == (a.n_obs, 43)
+        np.testing.assert_array_equal(got.X, expected.X)
+        np.testing.assert_array_equal(got.layers["zscore"], expected.layers["zscore"])
+        np.testing.assert_array_equal(got.obsm["X_umap"], a.obsm["X_umap"])
+        assert list(got.uns["group_colors"]) == list(a.uns["group_colors"])
+    sc_fig = sc.pl.umap(secact.get.activity(a, "side"), color="IFNG", show=False)
+    plt.close(sc_fig.figure)
+    with pytest.raises(ValueError, match="other cells"):
+        secact.get.activity(a[:50].copy(), "side")
+    side.unlink()
+    with pytest.raises(FileNotFoundError, match="sidecar"):
+        secact.get.activity(a, "side")

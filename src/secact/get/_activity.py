@@ -92,8 +92,11 @@ def _activity(adata, key: str, stat: str, level) -> AnnData:
         msg = f"the run kept only {stats}; {stat!r} was not stored (see stats= of secact.tl.activity)."
         raise KeyError(msg)
     proteins = pd.Index([str(p) for p in entry["proteins"]])
-    if res.obsm_key(key, stats[0]) not in adata.obsm:  # a sidecar / result file
-        return _with_x(adata.copy(), stat, x_stat=str(entry.get("x", res.x_stat(stats))))
+    if res.obsm_key(key, stats[0]) not in adata.obsm:
+        x_stat = str(entry.get("x", res.x_stat(stats)))
+        if adata.n_vars == len(proteins) and adata.var_names.equals(proteins):  # a sidecar itself
+            return _with_x(adata.to_memory() if adata.isbacked else adata.copy(), stat, x_stat=x_stat)
+        return _from_sidecar(adata, key, entry, stat, x_stat)
     layers = {k: _values(adata.obsm[res.obsm_key(key, k)]) for k in stats if k != stat}
     obsm = {k: v for k, v in adata.obsm.items() if not k.startswith(f"{key}_")}
     uns = {k: v for k, v in adata.uns.items() if k.endswith("_colors") or k == "spatial"}
@@ -106,6 +109,34 @@ def _activity(adata, key: str, stat: str, level) -> AnnData:
         obsm=obsm,
         uns=uns,
     )
+
+
+def _from_sidecar(adata: AnnData, key: str, entry: dict, stat: str, x_stat: str) -> AnnData:
+    """The results of a run on ``adata`` that went to a sidecar (``out=``), read from that
+    file, with ``adata``'s embeddings and colours carried over."""
+    import anndata as ad
+
+    out = entry.get("out")
+    if not out or not os.path.isfile(out):
+        msg = (
+            f"the cell-level results of {key!r} were written to a sidecar file ({out!r}) that is "
+            "not there now; pass the sidecar's path (or the AnnData read from it) instead."
+        )
+        raise FileNotFoundError(msg)
+    side = ad.read_h5ad(out)
+    if not side.obs_names.equals(adata.obs_names):
+        msg = (
+            f"the sidecar {out!r} holds other cells than this AnnData (the file was replaced or "
+            "the AnnData subset); pass the sidecar's path instead."
+        )
+        raise ValueError(msg)
+    side.obs = adata.obs.copy()
+    for k, v in adata.obsm.items():
+        side.obsm[k] = v
+    for k, v in adata.uns.items():
+        if k.endswith("_colors") or k == "spatial":
+            side.uns[k] = v
+    return _with_x(side, stat, x_stat=x_stat)
 
 
 def _values(x):
