@@ -355,9 +355,9 @@ def ccc_spatial(
     Returns
     -------
     anndata.AnnData or dict or None
-        ``None`` (results in ``adata.uns[key_added]``; for a backed AnnData in memory, next
-        to its ``obs``), the copy with ``copy=True``, or the results dict for a path input.
-        The results (writable by anndata) are a dict:
+        ``None`` (results in ``adata.uns[key_added]``; a backed AnnData holds them in
+        memory, like its ``obs``), the copy with ``copy=True``, or the results dict for a
+        path input. The results (writable by anndata) are a dict:
 
         ``"results"``
             One row per sender, secreted protein and receiver, sorted by ``padj``, with the
