@@ -258,6 +258,11 @@ def test_volcano_content(results):
     sig = de[(de["fdr"] < 0.05) & (de["log2fc"].abs() >= 1)]
     expected = sig.sort_values(["pvalue"], kind="stable")["gene"].astype(str).iloc[:5].tolist()
     assert sorted(t.get_text() for t in ax.texts) == sorted(expected)
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    for t in ax.texts:  # labels stay inside the axes (not over the legend beside them)
+        ext = t.get_window_extent(renderer)
+        assert box.x0 - 1 <= ext.x0 and ext.x1 <= box.x1 + 1, t.get_text()
     assert ax.get_title() == "IFNG_stimulated vs control"
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     up = int((sig["log2fc"] > 0).sum())
@@ -275,6 +280,11 @@ def test_rank_activities_content(results):
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == ranked["signature_group"].astype(str).iloc[:4].tolist()
     assert labels[0] == "TGFB1" and ax.get_yticks()[0] == max(ax.get_yticks())  # best on top
+    # red bars point right, blue left: colour follows the drawn statistic
+    for panel in (a for a in fig.axes if a.get_visible()):
+        for bar in panel.patches:
+            right = bar.get_width() > 0
+            assert (bar.get_facecolor()[0] > bar.get_facecolor()[2]) == right
     with pytest.raises(ValueError, match="one group"):
         _, ax = plt.subplots()
         try:

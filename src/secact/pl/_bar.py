@@ -88,8 +88,10 @@ def _draw(kind, data, group, key, stat, level, top, collapse_groups, figsize, ax
     ax.axvline(0, color="0.3", linewidth=0.8)
     ax.set_yticks(y, [str(i) for i in shown.index], fontsize=9 if n <= 30 else 7)
     ax.set_ylim(-0.7, n - 0.3)
-    lim = float(np.abs(v).max()) * 1.08
-    ax.set_xlim(min(-lim * 0.05, v.min() * 1.08), max(lim * 0.05, v.max() * 1.08))
+    # a margin of the whole span on both sides: a small negative dot stays off the spine
+    lo, hi = min(0.0, float(v.min())), max(0.0, float(v.max()))
+    pad = 0.08 * (hi - lo or 1.0)
+    ax.set_xlim(lo - pad, hi + pad)
     ax.set_xlabel(_STAT_LABEL[stat])
     if name:
         ax.set_title(name)

@@ -120,7 +120,7 @@ def rank_activities(
         names = (part["signature_group"] if collapse_groups else part["protein"]).astype(str).to_numpy()
         stat = part["statistic"].to_numpy(dtype=np.float64)
         y = np.arange(len(part))[::-1]
-        colours = np.where(part["meanchange"].to_numpy() > 0, UP, DOWN)
+        colours = np.where(stat > 0, UP, DOWN)  # the bar's direction: the statistic's sign
         a.barh(y, stat, color=colours, height=0.7)
         a.set_yticks(y, names, fontsize=8)
         a.axvline(0, color="0.3", linewidth=0.7)

@@ -131,6 +131,20 @@ def _nudge(ax, texts) -> None:
         dx = 6 if t.get_ha() == "left" else -6
         t.set_position(inv.transform((px + dx, py + 4)))
     repel(ax, texts)
+    _fit_texts(ax, texts)
+
+
+def _fit_texts(ax, texts) -> None:
+    """Widen the x-limits so that labels stay inside the axes (not over the legend)."""
+    renderer = ax.figure.canvas.get_renderer()
+    inv = ax.transData.inverted()
+    lo, hi = ax.get_xlim()
+    for t in texts:
+        (x0, _), (x1, _) = inv.transform(t.get_window_extent(renderer))
+        lo, hi = min(lo, x0), max(hi, x1)
+    if (lo, hi) != ax.get_xlim():
+        span = hi - lo
+        ax.set_xlim(lo - 0.02 * span, hi + 0.02 * span)
 
 
 def _reference(adata: Any, key: str) -> str:
