@@ -258,10 +258,10 @@ def test_volcano_content(results):
     sig = de[(de["fdr"] < 0.05) & (de["log2fc"].abs() >= 1)]
     expected = sig.sort_values(["pvalue"], kind="stable")["gene"].astype(str).iloc[:5].tolist()
     assert sorted(t.get_text() for t in ax.texts) == sorted(expected)
-    renderer = fig.canvas.get_renderer()
-    box = ax.get_window_extent(renderer)
+    fig.draw_without_rendering()
+    box = ax.get_window_extent()
     for t in ax.texts:  # labels stay inside the axes (not over the legend beside them)
-        ext = t.get_window_extent(renderer)
+        ext = t.get_window_extent()
         assert box.x0 - 1 <= ext.x0 and ext.x1 <= box.x1 + 1, t.get_text()
     assert ax.get_title() == "IFNG_stimulated vs control"
     texts = [t.get_text() for t in ax.get_legend().get_texts()]

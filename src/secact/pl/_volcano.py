@@ -136,11 +136,10 @@ def _nudge(ax, texts) -> None:
 
 def _fit_texts(ax, texts) -> None:
     """Widen the x-limits so that labels stay inside the axes (not over the legend)."""
-    renderer = ax.figure.canvas.get_renderer()
     inv = ax.transData.inverted()
     lo, hi = ax.get_xlim()
     for t in texts:
-        (x0, _), (x1, _) = inv.transform(t.get_window_extent(renderer))
+        (x0, _), (x1, _) = inv.transform(t.get_window_extent())
         lo, hi = min(lo, x0), max(hi, x1)
     if (lo, hi) != ax.get_xlim():
         span = hi - lo
