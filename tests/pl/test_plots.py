@@ -291,3 +291,19 @@ def test_rank_activities_content(results):
             secact.pl.rank_activities(results, ax=ax)
         finally:
             plt.close(ax.figure)
+
+
+def test_volcano_labels_at_the_edge_stay_inside():
+    """Strong responses put labelled genes at the largest fold changes, by the right edge."""
+    a = secact.datasets.simulate(1200, n_groups=3, effect=4, mean_library_size=4000, dispersion=0.1, seed=0)
+    secact.tl.differential(a, "group", reference="control", progress=False)
+    group = str(a.obs["group"].cat.categories[1])
+    fig = secact.pl.volcano(a, group, top=10, return_fig=True)
+    ax = fig.axes[0]
+    fig.draw_without_rendering()
+    box = ax.get_window_extent()
+    assert len(ax.texts) == 10
+    for t in ax.texts:
+        ext = t.get_window_extent()
+        assert box.x0 - 1 <= ext.x0 and ext.x1 <= box.x1 + 1, t.get_text()
+    plt.close(fig)
