@@ -11,17 +11,25 @@ import pandas as pd
 
 from .. import _results as res
 from .._docs import doc_inference, doc_input, doc_params, doc_run, doc_signature, doc_storage
-from .._infer import _method_text
 from .._logging import elapsed, logger
 from .._settings import settings
 from ..core import pipeline
 from ..core.params import InferenceParams
 from ..core.plan import make_plan
 from ..datasets._signatures import SIGNATURES, _signature
-from ..io import SidecarWriter, WriteRows, check_output, resolve
-from ..pp._symbols import gene_map
-from ._common import check_batch_size, gene_names, reference_mask, results_target, write_atomic
-from ._feedback import MANY_CELLS, inference_done, overlap_feedback, permutation_note
+from ..io import check_output, resolve
+from ._cells import cell_results
+from ._common import (
+    check_batch_size,
+    check_input,
+    check_scale_factor,
+    gene_names,
+    mapped_genes,
+    reference_mask,
+    results_target,
+    write_atomic,
+)
+from ._feedback import MANY_CELLS, overlap_feedback, permutation_note
 from ._groups import group_entry, group_labels
 from ._spatial_activity import check_spatial, control_centre, control_files, spatial_genes
 
@@ -177,25 +185,8 @@ def activity(
     res.check_key(key_added)
     check_batch_size(batch_size)
     batch = int(batch_size or settings.batch_size)
-    if input not in ("counts", "log", "differential"):
-        msg = f"input must be 'counts', 'log' or 'differential', got {input!r}."
-        raise ValueError(msg)
-    if input == "differential" and groupby is None and reference is not None:
-        msg = "input='differential' is used as it is: a reference has no effect; drop it."
-        raise ValueError(msg)
-    if isinstance(scale_factor, bool | np.bool_) or not isinstance(
-        scale_factor, int | float | np.number | None
-    ):
-        msg = f"scale_factor must be a number (e.g. 1e5), got {scale_factor!r}."
-        raise TypeError(msg)
-    sf = 1e5 if scale_factor is None else float(scale_factor)
-    if not (np.isfinite(sf) and sf > 0):
-        msg = f"scale_factor must be a finite number > 0, got {scale_factor!r}."
-        raise ValueError(msg)
-
-    if flavor not in ("single-cell", "spatial"):
-        msg = f"flavor must be 'single-cell' or 'spatial', got {flavor!r}."
-        raise ValueError(msg)
+    sf = check_scale_factor(scale_factor)
+    check_input(input, groupby, reference, flavor)
     spatial = flavor == "spatial"
     check_spatial(spatial, groupby, input, control, reference)
     if resume and (out is None or groupby is not None):
@@ -228,13 +219,7 @@ def activity(
             )
             gmap, profile_genes = genes.gmap, genes.symbols
         else:
-            try:
-                gmap = gene_map(names, organism=organism, map_symbols=map_symbols)
-            except ValueError as err:  # duplicated symbols: R keeps the gene with the largest total
-                if "totals" not in str(err):
-                    raise
-                totals = pipeline.column_totals(source, batch_size=batch, progress=progress)
-                gmap = gene_map(names, organism=organism, map_symbols=map_symbols, totals=totals)
+            gmap = mapped_genes(source, names, organism, map_symbols, batch=batch, progress=progress)
             profile_genes = gmap.symbols
         sig_name = signature if isinstance(signature, str) and signature in SIGNATURES else None
         plan = make_plan(sig, profile_genes, options, signature_name=sig_name)
@@ -253,34 +238,12 @@ def activity(
             "flavor": flavor,
         }
         if genes is not None:
-            params["n_genes_zero"] = genes.n_zero
-            if control is not None:
-                params["control"] = (
-                    os.fspath(control) if isinstance(control, str | os.PathLike) else "AnnData"
-                )
+            params.update(genes.params(control))
         mapper = None if gmap.is_identity else gmap
         if groupby is not None:
-            t0 = time.perf_counter()
             entry = group_entry(
-                source,
-                mapper,
-                gmap.n_output,
-                plan,
-                labels,
-                groupby,
-                reference,
-                input,
-                batch,
-                progress,
-                params,
-            )
-            logger.info(
-                "computed activity of %s groups x %s proteins in %s (%s)",
-                f"{len(entry['zscore']):,}",
-                f"{len(plan.proteins):,}",
-                elapsed(t0),
-                _method_text(options),
-            )
+                source, mapper, gmap.n_output, plan, labels, groupby, reference, input, batch, progress, params
+            )  # fmt: skip
             if target is None or out is not None:
                 result = res.groups_anndata(key_added, entry)
                 if out is not None:
@@ -322,65 +285,10 @@ def activity(
             plan.engine(offset, dtype=store_dtype), prepare, plan.row_index, stats, store_dtype
         )
         entry = res.cells_entry(params, plan.proteins, stats, store_dtype, out=out)
-        t0 = time.perf_counter()
-        if out is not None:
-            uns = {key_added: {"cells": entry}}
-            with SidecarWriter(
-                out,
-                inp.obs,
-                pd.Index(plan.proteins),
-                uns=uns,
-                x=res.x_stat(stats),
-                layers=[s for s in stats if s != res.x_stat(stats)],
-                dtype=store_dtype,
-                job={
-                    "params": {
-                        **params,
-                        "stats": list(stats),
-                        "dtype": store_dtype.name,
-                        "batch_size": batch,
-                    },
-                    "key_added": key_added,
-                    "input": inp.identity(),
-                },
-                resume=resume,
-            ) as writer:
-                if writer.resumed_rows:
-                    logger.info(
-                        "resuming %s from cell %d of %d", os.fspath(out), writer.resumed_rows, inp.n_obs
-                    )
-                # dask workers that see the file write their rows into it themselves
-                fn = WriteRows(job, writer.target) if source.executor == "dask" else job
-                pipeline.cell_activity(
-                    source,
-                    fn,
-                    writer.write,
-                    columns=columns,
-                    batch_size=batch,
-                    progress=progress,
-                    background=True,
-                    start=writer.resumed_rows,
-                )
-            inference_done(inp.n_obs - writer.resumed_rows, plan, options, t0, spatial)
-            logger.info("wrote %s (cells x proteins)", os.fspath(out))
-        elif source.executor == "dask":
-            p = len(plan.proteins)
-            lazy = source.lazy(job.stacked, p * len(stats), batch, columns, dtype=store_dtype)
-            for i, k in enumerate(stats):
-                target.obsm[res.obsm_key(key_added, k)] = lazy[:, i * p : (i + 1) * p]
-        else:
-            arrays = {k: np.empty((source.n_obs, len(plan.proteins)), dtype=store_dtype) for k in stats}
-
-            def sink(a, b, part):
-                for k in stats:
-                    arrays[k][a:b] = part[k]
-
-            pipeline.cell_activity(source, job, sink, columns=columns, batch_size=batch, progress=progress)
-            inference_done(inp.n_obs, plan, options, t0, spatial)
-            for k in stats:
-                target.obsm[res.obsm_key(key_added, k)] = pd.DataFrame(
-                    arrays[k], index=target.obs_names, columns=plan.proteins
-                )
+        cell_results(
+            inp, source, job, columns, entry, params, out=out, resume=resume, target=target, key_added=key_added,
+            batch=batch, progress=progress, what=("spots" if spatial else "cells", plan, options),
+        )  # fmt: skip
         if target is not None:
             res.store(target, key_added, "cells", entry)
             logger.info("added adata.uns[%r]['cells'] and the cell-level results", key_added)

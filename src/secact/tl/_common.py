@@ -144,3 +144,46 @@ def write_atomic(adata: AnnData, path: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_input(input: str, groupby, reference, flavor: str) -> None:
+    """``input`` and ``flavor`` of ``tl.activity`` (and their combination with a reference)."""
+    if input not in ("counts", "log", "differential"):
+        msg = f"input must be 'counts', 'log' or 'differential', got {input!r}."
+        raise ValueError(msg)
+    if input == "differential" and groupby is None and reference is not None:
+        msg = "input='differential' is used as it is: a reference has no effect; drop it."
+        raise ValueError(msg)
+    if flavor not in ("single-cell", "spatial"):
+        msg = f"flavor must be 'single-cell' or 'spatial', got {flavor!r}."
+        raise ValueError(msg)
+
+
+def check_scale_factor(scale_factor) -> float:
+    """The per-cell scale factor as a float (default 1e5, SecAct R's)."""
+    if isinstance(scale_factor, bool | np.bool_) or not isinstance(
+        scale_factor, int | float | np.number | None
+    ):
+        msg = f"scale_factor must be a number (e.g. 1e5), got {scale_factor!r}."
+        raise TypeError(msg)
+    sf = 1e5 if scale_factor is None else float(scale_factor)
+    if not (np.isfinite(sf) and sf > 0):
+        msg = f"scale_factor must be a finite number > 0, got {scale_factor!r}."
+        raise ValueError(msg)
+    return sf
+
+
+def mapped_genes(source, names, organism: str, map_symbols: bool, *, batch: int, progress):
+    """Gene symbols mapped as SecAct R's ``transferSymbol``; duplicated symbols are resolved
+    by R's ``rm_duplicates`` (keep the largest total), with one pass over the data for the
+    totals only when there are duplicates."""
+    from ..core import pipeline
+    from ..pp._symbols import gene_map
+
+    try:
+        return gene_map(names, organism=organism, map_symbols=map_symbols)
+    except ValueError as err:
+        if "totals" not in str(err):
+            raise
+    totals = pipeline.column_totals(source, batch_size=batch, progress=progress)
+    return gene_map(names, organism=organism, map_symbols=map_symbols, totals=totals)

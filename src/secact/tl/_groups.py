@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 
 from .. import _results as res
+from .._infer import _method_text
+from .._logging import elapsed, logger
 from ..core import pipeline
 from ._common import group_codes
 
@@ -47,6 +51,7 @@ def group_entry(
 
     ``labels``: what :func:`group_labels` returned."""
     codes, names = labels
+    t0 = time.perf_counter()
     sums = pipeline.group_profiles(
         source,
         mapper=mapper,
@@ -69,5 +74,12 @@ def group_entry(
     stats = pipeline.infer_matrix(plan, values, names, offset=centre)
     index = pd.Index(names, name=groupby)
     tables = {k: pd.DataFrame(getattr(stats, k), index=index, columns=plan.proteins) for k in res.STATS}
+    logger.info(
+        "computed activity of %s groups x %s proteins in %s (%s)",
+        f"{len(names):,}",
+        f"{len(plan.proteins):,}",
+        elapsed(t0),
+        _method_text(plan.options),
+    )
     params = {**params, "groupby": groupby, "reference": None if reference is None else str(reference)}
     return res.groups_entry(params, groupby, tables, counts)

@@ -96,6 +96,13 @@ class SpatialGenes:
     control_source: object | None = None
     control_gmap: GeneMap | None = None
 
+    def params(self, control) -> dict:
+        """What the run records: genes dropped for having no counts, and the control."""
+        out: dict = {"n_genes_zero": self.n_zero}
+        if control is not None:
+            out["control"] = os.fspath(control) if isinstance(control, str | os.PathLike) else "AnnData"
+        return out
+
     @property
     def symbols(self) -> pd.Index:
         """The symbols inference may use, in the sample's order."""
