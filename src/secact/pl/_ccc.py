@@ -453,7 +453,7 @@ def ccc_heatmap(
         ``"count"``: number of links (secreted proteins) per pair; ``"strength"``: summed
         link strength (sender log fold change x receiver z-score).
     annotate
-        Write the value in every cell.
+        Write the value in every cell with links (cells without any stay blank).
     cmap
         Colour map (white at 0 for the default).
     figsize
@@ -496,9 +496,9 @@ def ccc_heatmap(
         size = 8 if n <= 12 else 6.5
         for i in range(n):
             for j in range(n):
-                if i == j:
-                    continue
                 v = values[i, j]
+                if i == j or v == 0:  # no link: the white cell says so
+                    continue
                 colour = text_colour(image.cmap(image.norm(v)))
                 ax.text(j, i, _fmt(v, value), ha="center", va="center", fontsize=size, color=colour)
     cbar = fig.colorbar(
