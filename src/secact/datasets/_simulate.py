@@ -161,7 +161,10 @@ def simulate(
         ``{group name: protein}``. Default: ``n_groups - 1`` proteins with weakly correlated
         signature columns (see ``DEFAULT_PLANTED_ORDER``), groups named ``"<protein>_stimulated"``.
     effect
-        Multiplier of the signature column in log2 space.
+        Multiplier of the signature column in log2 space. Signatures differ in scale: CytoSig's
+        values are log2 fold changes (mean ``|value|`` 0.09), SecAct's are about 10 times smaller
+        (0.009), so with ``signature="SecAct"`` an ``effect`` near 10 plants a comparable
+        response.
     senders
         ``{group name: gene}``: the group over-expresses the gene (e.g. ``{"IFNG_source":
         "IFNG"}`` with a group answering ``"IFNG"`` plants a sender -> IFNG -> receiver link).
