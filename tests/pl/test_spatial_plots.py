@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -100,6 +101,16 @@ def test_velocity_colours_and_image(tissue, with_image, tmp_path):
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == list(tissue.obs["cell_type"].cat.categories)
+    plt.close(fig)
+    # scanpy's stored colours are used, and the legend shows the spots' transparency
+    coloured = tissue.copy()
+    cats = list(coloured.obs["cell_type"].cat.categories)
+    coloured.uns["cell_type_colors"] = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff"][: len(cats)]
+    fig = secact.pl.velocity(coloured, color="cell_type", alpha=0.4, min_length=0, return_fig=True)
+    handles = fig.axes[0].get_legend().legend_handles
+    assert [mpl.colors.to_hex(h.get_color()) for h in handles] == coloured.uns["cell_type_colors"]
+    assert all(h.get_alpha() == 0.4 for h in handles)
+    plt.close(fig)
     fig = secact.pl.velocity(with_image, color=None, min_length=0.1, return_fig=True)
     ax = fig.axes[0]
     quiver = next(c for c in ax.collections if isinstance(c, Quiver))

@@ -296,7 +296,8 @@ def velocity(
     cmap
         Colour map of the spots (default: diverging for activity, viridis for numbers).
     palette
-        Colours of the categories of a categorical ``color``.
+        Colours of the categories of a categorical ``color`` (default: ``uns["<color>_colors"]``
+        as scanpy stores them, else tab10).
     alpha
         Opacity of the spots.
     figsize
@@ -337,6 +338,13 @@ def velocity(
     elif color in adata.obs.columns:
         col = adata.obs[color]
         if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object or col.dtype == bool:
+            stored = adata.uns.get(f"{color}_colors")  # scanpy's convention
+            if (
+                palette is None
+                and stored is not None
+                and len(stored) >= col.astype("category").cat.categories.size
+            ):
+                palette = list(stored)
             _categorical_spots(ax, xy, col.astype("category"), diameter, palette, alpha)
         else:
             coll = _draw_spots(
@@ -382,5 +390,8 @@ def _categorical_spots(ax, xy, col: pd.Series, diameter, palette, alpha) -> None
     codes = col.cat.codes.to_numpy()
     face = np.array([mpl.colors.to_rgba(colours[c]) if c >= 0 else (0.8, 0.8, 0.8, 1.0) for c in codes])
     _draw_spots(ax, xy, None, diameter, facecolors=face, alpha=alpha, linewidths=0)
-    handles = [Line2D([], [], marker="o", ls="", color=colours[i], label=str(c)) for i, c in enumerate(cats)]
+    handles = [
+        Line2D([], [], marker="o", ls="", color=colours[i], alpha=alpha, label=str(c))
+        for i, c in enumerate(cats)
+    ]
     ax.legend(handles=handles, title=col.name, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
