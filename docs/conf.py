@@ -104,7 +104,7 @@ if not INTERSPHINX:
 # -- HTML --------------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
 html_title = "secact"
-html_static_path = ["_static"]
+html_static_path: list[str] = []  # no custom static files (an empty folder would not survive git)
 html_theme_options = {
     "repository_url": "https://github.com/scverse/secact",
     "use_repository_button": True,

@@ -88,7 +88,7 @@ def test_missing_download_offline_is_a_clear_error(tmp_path, monkeypatch):
         with pytest.raises(OSError, match="SECACT_DATA_DIR") as err:
             signature("SecAct")
         assert SIGNATURES["SecAct"].sha256 in str(err.value)
-        assert "fetch-secact-signature.sh" in str(err.value)
+        assert "secact fetch-signature SecAct --from SecAct.tsv.gz" in str(err.value)
     finally:
         sigmod._load_named.cache_clear()
 
