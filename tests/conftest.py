@@ -103,3 +103,31 @@ def as_array_type(adata, kind: str, tmp_path: Path):
 def array_type(request) -> str:
     """Each array type in turn (apply with :func:`as_array_type`)."""
     return request.param
+
+
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when written to (capsys swaps it in only for the test call)."""
+
+    def write(self, text: str) -> int:
+        import sys
+
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        import sys
+
+        sys.stderr.flush()
+
+
+@pytest.fixture
+def scanpy_log(capsys):
+    """scanpy's log written to the captured stderr; verbosity and log file restored afterwards."""
+    import scanpy as sc
+
+    verbosity, logfile = sc.settings.verbosity, sc.settings.logfile
+    sc.settings.logfile = _CurrentStderr()
+    try:
+        yield capsys
+    finally:
+        sc.settings.logfile = logfile
+        sc.settings.verbosity = verbosity

@@ -19,28 +19,6 @@ from secact._logging import elapsed
 sc = pytest.importorskip("scanpy")
 
 
-class _CurrentStderr:
-    """Whatever ``sys.stderr`` is when written to (capsys swaps it in only for the test call)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
-@pytest.fixture
-def scanpy_log(capsys):
-    """scanpy's log written to the captured stderr; verbosity and log file restored afterwards."""
-    verbosity, logfile = sc.settings.verbosity, sc.settings.logfile
-    sc.settings.logfile = _CurrentStderr()
-    try:
-        yield capsys
-    finally:
-        sc.settings.logfile = logfile
-        sc.settings.verbosity = verbosity
-
-
 @pytest.fixture(scope="module")
 def profile() -> pd.DataFrame:
     genes = secact.datasets.signature("CytoSig").index

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
 
 import anndata as ad
@@ -15,28 +14,6 @@ import secact
 from secact.tl import _feedback
 
 sc = pytest.importorskip("scanpy")
-
-
-class _CurrentStderr:
-    """Whatever ``sys.stderr`` is when written to (capsys swaps it in for the test call)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
-@pytest.fixture
-def scanpy_log(capsys):
-    """scanpy's log on the captured stderr; verbosity and log file restored afterwards."""
-    verbosity, logfile = sc.settings.verbosity, sc.settings.logfile
-    sc.settings.logfile = _CurrentStderr()
-    try:
-        yield capsys
-    finally:
-        sc.settings.logfile = logfile
-        sc.settings.verbosity = verbosity
 
 
 @pytest.fixture(scope="module")
