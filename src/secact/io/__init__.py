@@ -1,9 +1,9 @@
 """Input / output: the one input rule, block sources over expression matrices, the sidecar writer."""
 
+from ._blocks import BlockSource
 from ._output import check_output
-from ._resolve import Resolved, resolve
+from ._resolve import Resolved, block_source, resolve
 from ._sidecar import RowTarget, SidecarWriter, WriteRows
-from ._sources import BlockSource, block_source
 
 __all__ = [
     "BlockSource",

@@ -1,23 +1,131 @@
-"""Blocks handed out by block sources: float64 C-ordered arrays or canonical CSR matrices."""
+"""Block sources' common ground: the :class:`BlockSource` interface, the blocks it hands out
+(float64 C-ordered arrays or canonical CSR matrices) and the checks every source shares.
+
+The bottom of :mod:`secact.io`'s imports: it imports no other module of the package, so every
+source (:mod:`._sources`, :mod:`._dask`) can build on it without importing the others.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from fast_array_utils import types
 from scipy import sparse
 
 __all__ = [
     "Block",
+    "BlockSource",
+    "axis_names",
     "backed_sparse_format",
+    "check_batch_size",
     "check_compressed",
     "check_indices",
     "check_sparse_matrix",
+    "check_start",
     "finish",
+    "value_dtype",
 ]
 
 Block = np.ndarray | sparse.csr_matrix
+
+
+class BlockSource(ABC):
+    """A cells x genes matrix that can be read in consecutive blocks of cells.
+
+    Attributes: ``n_obs``, ``n_vars``, ``obs_names``, ``var_names``, ``is_sparse``,
+    ``dtype`` (the stored dtype; blocks are always float64), ``backed`` (whether the
+    values live on disk) and ``executor`` (how ``secact.core.runner.run`` runs them).
+    """
+
+    n_obs: int
+    n_vars: int
+    obs_names: pd.Index
+    var_names: pd.Index
+    is_sparse: bool
+    dtype: np.dtype
+    backed: bool
+    #: how the runner executes this source's blocks ("serial"; "dask" for dask arrays)
+    executor: str = "serial"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n_obs, self.n_vars
+
+    @abstractmethod
+    def row_blocks(
+        self, batch_size: int, columns: np.ndarray | None = None, start: int = 0
+    ) -> Iterator[tuple[int, int, Block]]:
+        """Yield ``(start, stop, X[start:stop][:, columns])`` for consecutive cell blocks.
+
+        Blocks cover ``start..n_obs`` in order (``start`` a multiple of ``batch_size``: a
+        resumed run), each with ``batch_size`` cells (the last one possibly fewer). Values are float64: a dense C-ordered :class:`numpy.ndarray` for
+        dense storage, a canonical :class:`scipy.sparse.csr_matrix` (sorted indices,
+        duplicates summed; explicit zeros may remain) for sparse storage. ``columns``
+        (integer positions, in any order, repeats allowed; or a boolean mask) selects and
+        orders the gene columns; ``None`` means all. Blocks are fresh arrays owned by the
+        caller. Files opened for the pass are closed when the iteration ends.
+        """
+
+    def _check_columns(self, columns) -> np.ndarray | None:
+        if columns is None:
+            return None
+        cols = np.asarray(columns)
+        if cols.dtype == bool:
+            if cols.shape != (self.n_vars,):
+                raise ValueError(f"a boolean `columns` mask must have length n_vars={self.n_vars}")
+            return np.flatnonzero(cols)
+        if cols.ndim != 1 or (cols.size and cols.dtype.kind not in "iu"):
+            raise TypeError("`columns` must be a 1-D array of integer gene positions (or a boolean mask)")
+        cols = cols.astype(np.int64, copy=False)
+        if cols.size and (cols.min() < 0 or cols.max() >= self.n_vars):
+            raise IndexError(f"`columns` must lie in [0, {self.n_vars}); got {cols.min()}..{cols.max()}")
+        return cols
+
+    def __repr__(self) -> str:
+        kind = "sparse" if self.is_sparse else "dense"
+        where = "backed" if self.backed else "in memory"
+        return (
+            f"{type(self).__name__}({self.n_obs} cells x {self.n_vars} genes, {kind} {self.dtype}, {where})"
+        )
+
+
+def check_start(start, batch_size: int, n_obs: int) -> int:
+    """``start`` as an int; :class:`ValueError` unless a multiple of ``batch_size`` in ``[0, n_obs]``."""
+    start = int(start)
+    if start < 0 or start > n_obs or start % batch_size:
+        raise ValueError(f"start={start} must be a multiple of batch_size={batch_size} in [0, {n_obs}]")
+    return start
+
+
+def check_batch_size(batch_size) -> int:
+    """``batch_size`` as an int; :class:`ValueError` unless a positive integer."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def value_dtype(dtype) -> np.dtype:
+    """The stored dtype of expression values; :class:`TypeError` unless numeric."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "biuf":
+        raise TypeError(
+            f"expression values have dtype {dtype}; expected a numeric (integer, float or bool) matrix."
+        )
+    return dtype
+
+
+def axis_names(names, n: int, axis: str) -> pd.Index:
+    """``names`` as an index of ``n`` names (``"0"``, ``"1"``, ... when ``None``)."""
+    if names is None:
+        return pd.Index(np.arange(n).astype(str))
+    names = pd.Index(names)
+    if len(names) != n:
+        raise ValueError(f"{len(names)} {axis} names for {n} {axis}")
+    return names
 
 
 def backed_sparse_format(x: Any) -> str | None:

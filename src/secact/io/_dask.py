@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 from fast_array_utils import types
 
-from ._blocks import finish
-from ._sources import BlockSource, _check_batch, _check_start, _names, _value_dtype
+from ._blocks import BlockSource, axis_names, check_batch_size, check_start, finish, value_dtype
 
 __all__ = ["DaskSource"]
 
@@ -55,14 +54,14 @@ class DaskSource(BlockSource):
         if self.n_obs == 0 or self.n_vars == 0:
             msg = f"the expression matrix is empty ({self.n_obs} cells x {self.n_vars} genes)."
             raise ValueError(msg)
-        self.dtype = _value_dtype(x.dtype)
+        self.dtype = value_dtype(x.dtype)
         meta = getattr(x, "_meta", None)
         self.is_sparse = meta is not None and not isinstance(meta, np.ndarray)
-        self.obs_names = _names(obs_names, self.n_obs, "obs")
-        self.var_names = _names(var_names, self.n_vars, "var")
+        self.obs_names = axis_names(obs_names, self.n_obs, "obs")
+        self.var_names = axis_names(var_names, self.n_vars, "var")
 
     def _rows(self, batch_size: int) -> Any:
-        return self._x.rechunk({0: _check_batch(batch_size), 1: -1})
+        return self._x.rechunk({0: check_batch_size(batch_size), 1: -1})
 
     def row_blocks(
         self, batch_size: int, columns: np.ndarray | None = None, start: int = 0
@@ -75,7 +74,7 @@ class DaskSource(BlockSource):
         import dask
 
         cols = self._check_columns(columns)
-        first = _check_start(start, _check_batch(batch_size), self.n_obs)
+        first = check_start(start, check_batch_size(batch_size), self.n_obs)
         x = self._rows(batch_size)
         finish_d = dask.delayed(_finish_columns, pure=True)
         a = 0

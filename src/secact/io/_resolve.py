@@ -12,6 +12,9 @@ input here, so the rules (and their errors) are the same everywhere:
 * a missing layer: :class:`KeyError` naming the layers there are;
 * ``use_raw=True`` without ``raw``, or no ``X``: :class:`ValueError`;
 * a path that does not exist: :class:`FileNotFoundError`; anything else: :class:`TypeError`.
+
+:func:`block_source` resolves an input and makes its :class:`~secact.io.BlockSource` (bare
+matrices and sources are taken as they are).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import pandas as pd
 
+from ._blocks import BlockSource
+from ._sources import matrix_source
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
-    from ._sources import BlockSource
-
-__all__ = ["Resolved", "resolve"]
+__all__ = ["Resolved", "block_source", "resolve"]
 
 
 @dataclass(eq=False)
@@ -100,8 +104,6 @@ class Resolved:
         opens it again for each pass and closes it when the pass ends, so it outlives
         :meth:`close`.
         """
-        from ._sources import matrix_source
-
         opener = None
         if self._reopen:
             path, layer, use_raw = self.path, self.layer, self.use_raw
@@ -265,3 +267,42 @@ def resolve(
         return _resolve_anndata(data, layer, use_raw)
     msg = f"expected an AnnData or a path to an .h5ad file, got {type(data).__name__}."
     raise TypeError(msg)
+
+
+def block_source(
+    data,
+    *,
+    layer: str | None = None,
+    use_raw: bool = False,
+    temp_dir: str | os.PathLike | None = None,
+) -> BlockSource:
+    """Make a :class:`~secact.io.BlockSource` for ``data``.
+
+    Parameters
+    ----------
+    data
+        An :class:`~anndata.AnnData` (in memory, backed, or a view of either), a path to
+        an ``.h5ad`` file (opened read-only for each pass), a bare ``numpy`` /
+        ``scipy.sparse`` / dask matrix (cells x genes; names ``"0"``, ``"1"``, ...), a
+        backed matrix (``h5py.Dataset`` / anndata sparse dataset), or a :class:`~secact.io.BlockSource`.
+    layer
+        Read ``adata.layers[layer]`` (``layers/<layer>`` on disk) instead of ``X``.
+    use_raw
+        Read ``adata.raw.X`` with ``adata.raw.var_names``. Unlike the tools (which follow
+        scanpy's rule), this low-level reader reads ``X`` unless told otherwise.
+    temp_dir
+        Directory for the temporary transpose of CSC matrices on disk (default:
+        ``secact.settings.temp_dir``, else the system temporary directory).
+    """
+    import anndata as ad
+
+    if isinstance(data, BlockSource):
+        if layer is not None or use_raw:
+            raise ValueError("`layer` / `use_raw` cannot be applied to an existing BlockSource.")
+        return data
+    if isinstance(data, str | os.PathLike | ad.AnnData):
+        with resolve(data, layer=layer, use_raw=bool(use_raw)) as res:
+            return res.source(temp_dir)
+    if layer is not None or use_raw:
+        raise TypeError("`layer` and `use_raw` need an AnnData or an .h5ad path, not a bare matrix.")
+    return matrix_source(data, temp_dir=temp_dir)
