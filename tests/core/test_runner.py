@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import ClassVar
 
@@ -75,6 +76,23 @@ def test_distributed_executor_keeps_blocks_in_flight_on_the_cluster():
     """On a dask.distributed cluster two single-threaded workers compute two blocks at once."""
     distributed = pytest.importorskip("dask.distributed")
     dask = pytest.importorskip("dask")
+    cloudpickle = pytest.importorskip("cloudpickle")
+    # The workers are fresh processes that cannot import this test module (plain `pytest`
+    # does not put the checkout on sys.path): ship `_meet_on_cluster` by value, as a function
+    # defined in a notebook would be. The engine's own functions go by reference (secact is
+    # installed where the workers run).
+    here = sys.modules[_meet_on_cluster.__module__]
+    cloudpickle.register_pickle_by_value(here)
+    try:
+        seen = _run_on_local_cluster(distributed, dask)
+    finally:
+        cloudpickle.unregister_pickle_by_value(here)
+    assert [a for a, _ in seen] == [0, 3, 6, 9]
+    # blocks ran at the same time on the two workers (a serial run never meets another block)
+    assert sum(met for _, met in seen) >= 2
+
+
+def _run_on_local_cluster(distributed, dask):
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
@@ -86,9 +104,7 @@ def test_distributed_executor_keeps_blocks_in_flight_on_the_cluster():
         runner.run(
             items, _meet_on_cluster, lambda a, b, r: seen.append((a, r)), executor="dask", progress=False
         )
-    assert [a for a, _ in seen] == [0, 3, 6, 9]
-    # blocks ran at the same time on the two workers (a serial run never meets another block)
-    assert sum(met for _, met in seen) >= 2
+    return seen
 
 
 def _meet_on_cluster(block, start):
