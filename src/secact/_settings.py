@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["Settings", "settings"]
+__all__ = ["BACKENDS", "Settings", "settings"]
+
+#: where inference can run (see ``Settings.backend``)
+BACKENDS = ("auto", "cpu", "gpu")
 
 
 def _positive_int(name: str, value) -> int:
@@ -65,6 +68,14 @@ class Settings:
         Where signatures are cached (``None``: ``$SECACT_DATA_DIR``, else the user cache).
     temp_dir
         Where temporary files (on-disk CSC transposes) go (``None``: the system default).
+    backend
+        Where inference runs when a tool's ``backend`` is ``None``: ``"auto"`` (the GPU when
+        the data are already on it — a CuPy array or matrix, or dask with CuPy chunks — else
+        the CPU), ``"cpu"`` or ``"gpu"`` (CuPy; host data are uploaded block by block).
+    gpu_memory
+        Bytes of device memory one block may use on the GPU (``None``: the smaller of 4 GiB
+        and half of the device's free memory). The number of permutations per product and,
+        if needed, the rows per part are chosen to fit.
     """
 
     batch_size: int = 2048
@@ -77,6 +88,8 @@ class Settings:
     progress: bool | None = None
     data_dir: str | os.PathLike | None = None
     temp_dir: str | os.PathLike | None = None
+    backend: str = "auto"
+    gpu_memory: int | None = None
 
     def __setattr__(self, name: str, value) -> None:
         if name not in {f.name for f in fields(self)}:
@@ -84,7 +97,11 @@ class Settings:
             raise AttributeError(msg)
         if name in ("batch_size", "chunk_bytes", "csr_row_block", "csc_chunk_nnz", "permutation_chunk_bytes"):
             value = _positive_int(name, value)
-        elif name in ("n_jobs", "max_in_flight"):
+        elif name == "backend":
+            if value not in BACKENDS:
+                msg = f"settings.backend must be one of {list(BACKENDS)}, got {value!r}."
+                raise ValueError(msg)
+        elif name in ("n_jobs", "max_in_flight", "gpu_memory"):
             value = None if value is None else _positive_int(name, value)
         elif name == "progress":
             if value is not None and not isinstance(value, bool):

@@ -51,7 +51,7 @@ from .params import Method
 from .ridge import RidgeModel
 from .runner import tick, ticking
 
-__all__ = ["DENSE_FROM", "DTYPES", "BlockStats", "Engine", "Method"]
+__all__ = ["DENSE_FROM", "DTYPES", "BlockStats", "Engine", "Method", "check_engine_args"]
 
 DTYPES = ("float64", "float32")
 
@@ -110,33 +110,15 @@ class Engine:
         dtype: str = "float64",
         layout: str = "auto",
     ) -> None:
-        if method not in ("permutation", "analytic"):
-            msg = f"method must be 'permutation' or 'analytic', got {method!r}."
-            raise ValueError(msg)
-        try:
-            name = np.dtype(dtype).name
-        except TypeError:
-            name = None
-        if name not in DTYPES:
-            msg = f"dtype must be one of {DTYPES}, got {dtype!r}."
-            raise ValueError(msg)
         if layout not in ("auto", "dense", "sparse"):
             msg = f"layout must be 'auto', 'dense' or 'sparse', got {layout!r}."
             raise ValueError(msg)
+        self.dtype = check_engine_args(model, method, table, offset, dtype)
         self.layout = layout
-        n = model.n_genes
-        if method == "permutation":
-            if table is None or table.ndim != 2 or table.shape[1] != n:
-                msg = f"a permutation table of shape (B, {n}) is required for method='permutation'."
-                raise ValueError(msg)
         self.model = model
         self.method = method
         self.table = table
-        self.dtype = name
         self.offset = None if offset is None else np.ascontiguousarray(offset, dtype=np.float64)
-        if self.offset is not None and self.offset.shape != (n,):
-            msg = f"offset must have one value per overlap gene ({n}), got shape {self.offset.shape}."
-            raise ValueError(msg)
         self._sparse: tuple | None = None
         self._tt: np.ndarray | None = None
         self._tiles: dict[str, np.ndarray] = {}
@@ -322,6 +304,28 @@ class Engine:
                 stacklevel=3,
             )
         return BlockStats(beta=beta, se=se, zscore=z, pvalue=pvalue)
+
+
+def check_engine_args(model: RidgeModel, method, table, offset, dtype) -> str:
+    """Check an engine's arguments (shared by every engine); returns the dtype's name."""
+    if method not in ("permutation", "analytic"):
+        msg = f"method must be 'permutation' or 'analytic', got {method!r}."
+        raise ValueError(msg)
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        msg = f"dtype must be one of {DTYPES}, got {dtype!r}."
+        raise ValueError(msg)
+    n = model.n_genes
+    if method == "permutation" and (table is None or table.ndim != 2 or table.shape[1] != n):
+        msg = f"a permutation table of shape (B, {n}) is required for method='permutation'."
+        raise ValueError(msg)
+    if offset is not None and np.shape(offset) != (n,):
+        msg = f"offset must have one value per overlap gene ({n}), got shape {np.shape(offset)}."
+        raise ValueError(msg)
+    return name
 
 
 #: a sample whose spread is below this fraction of its values' magnitude is constant: what is
