@@ -62,7 +62,14 @@ group_cor
 filter_signature
     Keep only proteins whose own gene is measured (for targeted panels).
 lambda_
-    Ridge penalty (5e5, SecAct R's default for every signature)."""
+    Ridge penalty (5e5, SecAct R's default for every signature).
+backend
+    Where inference runs: ``"cpu"``; ``"gpu"`` (CuPy on a CUDA device, ``pip install
+    'secact[gpu]'``; data in host memory are moved to the device block by block); or
+    ``"auto"``: the GPU when the data are already there (a CuPy array or sparse matrix, e.g.
+    after ``rapids_singlecell.get.anndata_to_GPU``, or dask with CuPy chunks), else the CPU.
+    ``None`` takes ``secact.settings.backend`` (``"auto"``). Both engines give the same
+    numbers to 1e-10 (identical permutation p-values)."""
 
 doc_input = """\
 layer
@@ -92,3 +99,28 @@ copy
 progress
     Show progress bars (default ``secact.settings.progress``: when scanpy's verbosity is at
     least 'info', or scanpy is not imported and the output is a terminal)."""
+
+doc_stored = """\
+``None`` when the results were written to ``adata`` (in memory, or a backed AnnData: in its
+``uns`` / ``obsm`` in memory); the AnnData that holds them with ``copy=True`` (the copy) or
+for an ``.h5ad`` path (a new AnnData of the file's observations, ``obs`` only, the file is
+never modified). A view of a backed AnnData cannot hold results. The same rule for every
+tool (:mod:`secact._results`); read the results with :mod:`secact.get`."""
+
+doc_spatial_activity = """\
+key
+    ``key_added`` of the activity run.
+activity
+    Cell-level activity z-scores, when they are not in ``obsm`` of ``adata`` (``None``:
+    ``obsm[key + "_zscore"]`` of the AnnData, or of the file for a path; for a run with
+    ``out=``, the sidecar it recorded). Otherwise the sidecar written by
+    ``secact.tl.activity(..., out=...)`` (an AnnData or its path), the AnnData of
+    :func:`secact.get.activity`, or a cells x proteins DataFrame; rows are matched to
+    the cells by ``obs_names``."""
+
+doc_spatial_input = """\
+layer, use_raw, gene_symbols
+    Where the counts and gene symbols are (scanpy's rule: ``raw`` when present and no
+    layer is given).
+spatial_key
+    ``obsm`` key of the coordinates."""

@@ -390,8 +390,8 @@ def test_every_array_type_gives_the_same_results(small, small_result, array_type
     data = as_array_type(small, array_type, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no densification or other warnings
-        if array_type == "path":
-            got = secact.tl.ccc(data, "group", signature="CytoSig", **LOOSE)
+        if array_type == "path":  # a new AnnData of the file's cells holds the results
+            got = secact.tl.ccc(data, "group", signature="CytoSig", **LOOSE).uns["secact_ccc"]
         else:
             secact.tl.ccc(data, "group", signature="CytoSig", **LOOSE)
             got = data.uns["secact_ccc"]
@@ -457,7 +457,7 @@ def test_get_ccc_sorts_and_filters(result):
     assert len(none) == 0
     prot = secact.get.ccc(result, secreted_protein=["IL4", "TGFB1"])
     assert set(prot["secreted_protein"].astype(str)) == {"IL4", "TGFB1"}
-    # the results dict of a path input works too
+    # the uns entry itself works too
     assert secact.get.ccc(result.uns["secact_ccc"]).equals(table)
 
 

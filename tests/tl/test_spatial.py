@@ -49,7 +49,7 @@ def test_ccc_spatial_recovers_planted_pairs(tissue):
     # tissue-wide neighbour pairs cannot communicate and R's 0.2 is too strict here
     out = secact.tl.ccc_spatial(tissue, "cell_type", radius=15, ratio_cutoff=0.1, copy=True)
     entry = out.uns["secact_ccc_spatial"]
-    table = entry["results"]
+    table = entry["links"]
     assert list(table.columns) == list(spatial.CCC_COLUMNS)
     assert "secact_ccc_spatial" not in tissue.uns  # copy=True leaves the input alone
     corr = entry["spatial_correlation"]
@@ -72,7 +72,7 @@ def test_ccc_spatial_recovers_planted_pairs(tissue):
 
 def test_ccc_spatial_counts_match_neighbour_pairs(tissue):
     out = secact.tl.ccc_spatial(tissue, "cell_type", radius=15, ratio_cutoff=0.0, padj_cutoff=1.1, copy=True)
-    row = out.uns["secact_ccc_spatial"]["results"].loc["T_cell_IFNG_tumor"]
+    row = out.uns["secact_ccc_spatial"]["links"].loc["T_cell_IFNG_tumor"]
     xy = tissue.obsm["spatial"]
     t = tissue.obs["cell_type"].to_numpy()
     d = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
@@ -99,7 +99,7 @@ def test_ccc_spatial_deterministic_and_seeded(tissue):
     c = secact.tl.ccc_spatial(
         tissue, "cell_type", radius=15, n_background=200, seed=2, padj_cutoff=1.1, ratio_cutoff=0.0, copy=True
     )
-    ta, tb, tc = (x.uns["secact_ccc_spatial"]["results"] for x in (a, b, c))
+    ta, tb, tc = (x.uns["secact_ccc_spatial"]["links"] for x in (a, b, c))
     pd.testing.assert_frame_equal(ta, tb)
     assert set(ta.index) == set(tc.index)
     tc = tc.loc[ta.index]
@@ -113,8 +113,8 @@ def test_ccc_spatial_writes_h5ad(tissue, tmp_path):
     path = tmp_path / "ccc.h5ad"
     out.write_h5ad(path)
     back = ad.read_h5ad(path)
-    got = back.uns["secact_ccc_spatial"]["results"]
-    pd.testing.assert_frame_equal(got, out.uns["secact_ccc_spatial"]["results"], check_dtype=False)
+    got = back.uns["secact_ccc_spatial"]["links"]
+    pd.testing.assert_frame_equal(got, out.uns["secact_ccc_spatial"]["links"], check_dtype=False)
     assert back.uns["secact_ccc_spatial"]["params"]["radius"] == 15
 
 
@@ -359,8 +359,8 @@ def in_memory(tissue):
 
 
 def _same_ccc(got: dict, want: dict) -> None:
-    assert len(want["results"]) > 10  # a real table, not two empty ones
-    pd.testing.assert_frame_equal(got["results"], want["results"], check_exact=True)
+    assert len(want["links"]) > 10  # a real table, not two empty ones
+    pd.testing.assert_frame_equal(got["links"], want["links"], check_exact=True)
     pd.testing.assert_frame_equal(got["spatial_correlation"], want["spatial_correlation"], check_exact=True)
 
 
@@ -388,15 +388,18 @@ def test_ccc_spatial_backed_reads_blocks_and_equals_in_memory(tissue_file, in_me
     backed.write_h5ad(tmp_path / "with_results.h5ad")  # results of a backed object are writable
     back = ad.read_h5ad(tmp_path / "with_results.h5ad")
     pd.testing.assert_frame_equal(
-        back.uns["secact_ccc_spatial"]["results"], in_memory["ccc"]["results"], check_dtype=False
+        back.uns["secact_ccc_spatial"]["links"], in_memory["ccc"]["links"], check_dtype=False
     )
     backed.file.close()
 
 
 def test_ccc_spatial_path_input_returns_results(tissue_file, in_memory):
     got = secact.tl.ccc_spatial(tissue_file, "cell_type", **CCC_ARGS)
-    assert set(got) == {"results", "spatial_correlation", "params"}
-    _same_ccc(got, in_memory["ccc"])
+    # a path input: a new AnnData of the file's cells holding the results, as every tool
+    assert isinstance(got, ad.AnnData) and got.n_vars == 0
+    assert got.obs_names.equals(ad.read_h5ad(tissue_file, backed="r").obs_names)
+    assert set(got.uns["secact_ccc_spatial"]) == {"links", "spatial_correlation", "params"}
+    _same_ccc(got.uns["secact_ccc_spatial"], in_memory["ccc"])
     assert "secact_ccc_spatial" not in ad.read_h5ad(tissue_file, backed="r").uns  # file untouched
 
 
@@ -415,9 +418,12 @@ def test_signaling_patterns_backed_and_path_equal_in_memory(tissue_file, in_memo
         )
     backed.file.close()
     got = secact.tl.signaling_patterns(tissue_file, 3, **PATTERN_ARGS)
-    pd.testing.assert_frame_equal(got["patterns"], want.obsm["secact_patterns"], check_exact=True)
-    pd.testing.assert_frame_equal(got["loadings"], want.uns["secact_patterns"]["loadings"], check_exact=True)
-    assert got["k"] == 3
+    pd.testing.assert_frame_equal(got.obsm["secact_patterns"], want.obsm["secact_patterns"], check_exact=True)
+    pd.testing.assert_frame_equal(
+        got.uns["secact_patterns"]["loadings"], want.uns["secact_patterns"]["loadings"], check_exact=True
+    )
+    assert got.uns["secact_patterns"]["k"] == 3
+    np.testing.assert_array_equal(got.obsm["spatial"], want.obsm["spatial"])  # carried, to draw them
 
 
 def test_signaling_velocity_backed_and_path_equal_in_memory(tissue_file, in_memory, monkeypatch):
@@ -431,8 +437,8 @@ def test_signaling_velocity_backed_and_path_equal_in_memory(tissue_file, in_memo
     assert backed.uns["secact_velocity"]["protein"] == "IFNG"
     backed.file.close()
     got = secact.tl.signaling_velocity(tissue_file, "IFNG", **VELOCITY_ARGS)
-    np.testing.assert_array_equal(got["vectors"], want)
-    assert got["mode"] == "receiving"
+    np.testing.assert_array_equal(got.obsm["secact_velocity"], want)
+    assert got.uns["secact_velocity"]["mode"] == "receiving"
 
 
 def test_backed_counts_layer_and_batch_size_do_not_change_results(tissue, in_memory, tmp_path, monkeypatch):
@@ -472,7 +478,7 @@ def test_activity_from_a_sidecar(tissue, tmp_path):
     atlas.file.close()
     # a path input with the sidecar
     got = secact.tl.signaling_velocity(path, "IFNG", activity=side, **VELOCITY_ARGS)
-    np.testing.assert_array_equal(got["vectors"], want.obsm["secact_velocity"])
+    np.testing.assert_array_equal(got.obsm["secact_velocity"], want.obsm["secact_velocity"])
 
 
 def test_backed_and_path_errors(tissue, tissue_file, tmp_path):

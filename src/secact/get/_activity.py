@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -66,9 +68,7 @@ def activity(
 
 
 def _head(x, n: int = 256) -> np.ndarray:
-    part = x[:n]
-    part = part.compute() if hasattr(part, "compute") else part
-    return np.asarray(part.toarray() if hasattr(part, "toarray") else part)
+    return res.dense(x[:n])
 
 
 def _activity(adata, key: str, stat: str, level) -> AnnData:
@@ -227,7 +227,7 @@ def activity_df(
         act = act[_checked(act.obs_names, observations, "observations")]
     if proteins is not None:
         act = act[:, _checked(act.var_names, proteins, "proteins")]
-    tables = {s: _dense(act.X if s == first else act.layers[s]) for s in stats}
+    tables = {s: res.dense(act.X if s == first else act.layers[s]) for s in stats}
     n_obs, n_prot = act.shape
     groups = act.var["group"].astype(str).to_numpy()
     cols: dict[str, object] = {
@@ -260,6 +260,149 @@ def _checked(index: pd.Index, wanted: Sequence[str], what: str) -> list[str]:
     return wanted
 
 
-def _dense(x) -> np.ndarray:
-    x = x.compute() if hasattr(x, "compute") else x
-    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+# ----------------------------------------------------------------------------------------------
+# z-scores of a cell-level run, read without loading anything else (for the spatial tools)
+# ----------------------------------------------------------------------------------------------
+def zscores(data: AnnData | str | os.PathLike, key: str = "secact", *, hint: str = "") -> pd.DataFrame:
+    """Cells x proteins z-scores of a cell-level :func:`secact.tl.activity` run.
+
+    Only the z-scores (and the cell and protein names) are read: an ``.h5ad`` path or a
+    backed AnnData is never loaded whole.
+
+    Parameters
+    ----------
+    data
+        An AnnData holding the run (``obsm[key + "_zscore"]``, or ``uns[key]["cells"]["out"]``
+        naming its sidecar), a sidecar (an AnnData or its path), the AnnData of
+        :func:`activity`, or an ``.h5ad`` path holding the run in ``obsm``.
+    key
+        ``key_added`` of the run.
+    hint
+        Added to the error when no cell-level z-scores are found (what else the caller takes).
+    """
+    from anndata import AnnData
+
+    if isinstance(data, AnnData):
+        return _zscores_of(_InMemory(data), key, hint)
+    if isinstance(data, str | os.PathLike):
+        path = Path(data).expanduser()
+        if not path.is_file():
+            msg = f"{os.fspath(path)!r} does not exist: no activity sidecar or .h5ad file there.{hint}"
+            raise FileNotFoundError(msg)
+        with h5py.File(path, "r") as f:
+            return _zscores_of(_OnDisk(f, os.fspath(path)), key, hint)
+    msg = f"expected an AnnData or an .h5ad path with activity results, got {type(data).__name__}.{hint}"
+    raise TypeError(msg)
+
+
+class _InMemory:
+    """What :func:`zscores` reads, from an AnnData (in memory or backed)."""
+
+    def __init__(self, adata: AnnData) -> None:
+        self.adata = adata
+        self.where = "the AnnData"
+
+    def obsm(self, name: str):
+        return self.adata.obsm[name] if name in self.adata.obsm else None
+
+    def uns(self, key: str):
+        return self.adata.uns.get(key)
+
+    def obs_names(self) -> pd.Index:
+        return pd.Index(self.adata.obs_names)
+
+    def var_names(self) -> pd.Index:
+        return pd.Index(self.adata.var_names)
+
+    def matrix(self, name: str):
+        if name == "X":
+            return self.adata.X
+        return self.adata.layers[name] if name in self.adata.layers else None
+
+
+class _OnDisk:
+    """What :func:`zscores` reads, element by element from an open ``.h5ad``."""
+
+    def __init__(self, f: h5py.File, path: str) -> None:
+        self.f = f
+        self.where = repr(path)
+
+    def _elem(self, *where: str):
+        from anndata.io import read_elem
+
+        node = self.f
+        for name in where:
+            if not isinstance(node, h5py.Group) or name not in node:
+                return None
+            node = node[name]
+        return read_elem(node)
+
+    def obsm(self, name: str):
+        return self._elem("obsm", name)
+
+    def uns(self, key: str):
+        return self._elem("uns", key)
+
+    def _index(self, group: str) -> pd.Index:
+        from anndata.io import read_elem
+
+        node = self.f[group]
+        return pd.Index(read_elem(node[node.attrs["_index"]]))
+
+    def obs_names(self) -> pd.Index:
+        return self._index("obs")
+
+    def var_names(self) -> pd.Index:
+        return self._index("var")
+
+    def matrix(self, name: str):
+        return self._elem("X") if name == "X" else self._elem("layers", name)
+
+
+def _zscores_of(src, key: str, hint: str, depth: int = 0) -> pd.DataFrame:
+    name = res.obsm_key(key, "zscore")
+    z = src.obsm(name)
+    found = src.uns(key)
+    cells = found.get("cells") if res.kind_of(found) == "activity" else None
+    if z is not None:
+        if isinstance(z, pd.DataFrame):
+            return z
+        if not isinstance(cells, Mapping) or "proteins" not in cells:
+            msg = f"the protein names of obsm[{name!r}] are not in uns[{key!r}]['cells'] of {src.where}."
+            raise KeyError(msg)
+        proteins = [str(p) for p in cells["proteins"]]
+        return pd.DataFrame(res.dense(z), index=src.obs_names(), columns=proteins)
+    if not isinstance(cells, Mapping):
+        msg = (
+            f"no cell-level activity in {src.where}: neither obsm[{name!r}] nor uns[{key!r}]['cells']. "
+            f"Run secact.tl.activity(adata, ..., method='analytic', key_added={key!r}) first (per "
+            f"cell, without groupby).{hint}"
+        )
+        raise KeyError(msg)
+    stats = [str(s) for s in cells["stats"]]
+    if "zscore" not in stats:
+        msg = f"the activity run {key!r} in {src.where} kept only {stats}; z-scores are needed."
+        raise KeyError(msg)
+    proteins = pd.Index([str(p) for p in cells["proteins"]])
+    if src.var_names().astype(str).equals(proteins):  # a sidecar (or a get.activity AnnData) itself
+        x = str(cells.get("x", res.x_stat(stats)))
+        values = src.matrix("X" if x == "zscore" else "zscore")
+        if values is None:
+            raise KeyError(f"{src.where} holds no z-scores (stats: {stats}).")
+        return pd.DataFrame(res.dense(values), index=src.obs_names(), columns=proteins)
+    out = cells.get("out")
+    if out is None or depth:
+        msg = (
+            f"the cell-level results of {key!r} in {src.where} are neither in obsm[{name!r}] nor in "
+            f"a sidecar. Run secact.tl.activity(adata, ..., method='analytic', key_added={key!r}) "
+            f"again (per cell, without groupby).{hint}"
+        )
+        raise KeyError(msg)
+    if not os.path.isfile(out):
+        msg = (
+            f"the cell-level results of {key!r} were written to a sidecar file ({out!r}) that is "
+            f"not there now.{hint}"
+        )
+        raise FileNotFoundError(msg)
+    with h5py.File(out, "r") as f:
+        return _zscores_of(_OnDisk(f, os.fspath(out)), key, hint, depth + 1)

@@ -34,9 +34,9 @@ __all__ = ["dotplot"]
 
 def _cell_tables(adata, groupby: str, key: str, alpha: float):
     """Mean z per group and fraction of significant cells (p < alpha, or ``|z|`` beyond it)."""
-    from .._results import x_stat
+    from .._results import dense, x_stat
     from ..get import activity
-    from ..get._activity import _dense, _kept_stats
+    from ..get._activity import _kept_stats
     from ..tl._common import group_codes
 
     kept = _kept_stats(adata, key, "cells")
@@ -47,9 +47,9 @@ def _cell_tables(adata, groupby: str, key: str, alpha: float):
     if groupby not in act.obs.columns:
         msg = f"groupby={groupby!r} is not a column of obs; columns: {list(act.obs.columns)}."
         raise KeyError(msg)
-    z = _dense(act.X)
+    z = dense(act.X)
     if "pvalue" in kept:
-        significant = _dense(act.layers["pvalue"]) < alpha
+        significant = dense(act.layers["pvalue"]) < alpha
         rule = f"p < {alpha:g}"
     else:
         cut = float(st.norm.isf(alpha / 2))

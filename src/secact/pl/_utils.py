@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .. import _results as res
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -129,7 +131,7 @@ def group_values(
     kept = _kept_stats(data, key, level)
     first = x_stat(kept)
     act = activity(data, key, stat=first, level=level)
-    frame = {first: _dense(act.X), **{s: _dense(act.layers[s]) for s in kept if s != first}}
+    frame = {first: res.dense(act.X), **{s: res.dense(act.layers[s]) for s in kept if s != first}}
     tables = {
         s: pd.DataFrame(frame[s], index=act.obs_names, columns=act.var_names) for s in stats if s in frame
     }
@@ -143,11 +145,6 @@ def _groups_of_bulk(result) -> pd.Series:
 
     proteins = [str(p) for p in result.zscore.index]
     return protein_groups(result.params, proteins, values=lambda: result.beta.T.to_numpy())
-
-
-def _dense(x) -> np.ndarray:
-    x = x.compute() if hasattr(x, "compute") else x
-    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
 
 
 def text_colour(rgba) -> str:

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._checks import DuplicateSymbolsError
 from ..datasets._genes import alias_table, mouse_to_human
 
 __all__ = ["GeneMap", "gene_map", "looks_like_ensembl", "transfer_symbols"]
@@ -270,12 +271,14 @@ def _dedup_rows(
     if uniques.size == names.size:
         return None
     if totals is None:
-        raise ValueError(
-            f"{names.size - uniques.size} gene names are duplicated after symbol mapping "
+        n_dup = names.size - uniques.size
+        raise DuplicateSymbolsError(
+            f"{n_dup} gene names are duplicated after symbol mapping "
             "(e.g. "
             + ", ".join(map(repr, pd.Index(names)[pd.Index(names).duplicated()].unique()[:3]))
             + "); pass totals= (each input gene's total count over all cells) so the "
-            "duplicate with the largest total can be kept, as SecAct R's rm_duplicates does."
+            "duplicate with the largest total can be kept, as SecAct R's rm_duplicates does.",
+            n_dup,
         )
     totals = np.asarray(totals, dtype=np.float64)
     if np.isnan(totals).any():
@@ -322,7 +325,8 @@ def gene_map(
         ``"human"`` (names used as they are) or ``"mouse"`` (step 1).
     totals
         Each input gene's total count over all cells. Needed only when step 2 (or the input)
-        leaves duplicated symbols; a :class:`ValueError` says so otherwise.
+        leaves duplicated symbols; otherwise a ``DuplicateSymbolsError`` (a :class:`ValueError`,
+        from ``secact._checks``) says so.
     map_symbols
         Whether to apply step 2.
     duplicate_position

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from ._activity import activity
 from ._ccc import ccc
+from ._ccc_spatial import ccc_spatial
 from ._differential import differential
+from ._patterns import signaling_patterns
 from ._rank import rank_activities
-from ._spatial import ccc_spatial, signaling_patterns, signaling_velocity
+from ._velocity import signaling_velocity
 
 __all__ = [
     "activity",

@@ -11,10 +11,12 @@ import pandas as pd
 
 from .. import _results as res
 from .._docs import doc_inference, doc_input, doc_params, doc_run, doc_signature, doc_storage
+from .._errors import ParamError
 from .._logging import elapsed, logger
 from .._settings import settings
 from ..core import pipeline
 from ..core.params import InferenceParams
+from ..core.backend import resolve_backend
 from ..core.plan import make_plan
 from ..datasets._signatures import SIGNATURES, _signature
 from ..io import check_output, resolve
@@ -26,7 +28,6 @@ from ._common import (
     gene_names,
     mapped_genes,
     reference_mask,
-    results_target,
     write_atomic,
 )
 from ._feedback import MANY_CELLS, overlap_feedback, permutation_note
@@ -64,6 +65,7 @@ def activity(
     group_cor: float = 0.9,
     filter_signature: bool = False,
     lambda_: float = 5e5,
+    backend: Literal["auto", "cpu", "gpu"] | None = None,
     map_symbols: bool = True,
     stats: str | list[str] | None = None,
     dtype: Literal["float64", "float32"] = "float64",
@@ -167,9 +169,13 @@ def activity(
     Returns
     -------
     anndata.AnnData or None
-        ``None`` (results stored in ``adata``), a copy of ``adata`` with ``copy=True``, or,
-        for a path input with ``groupby``, the groups x proteins AnnData (``X`` = zscore,
-        layers ``beta``, ``se``, ``pvalue``, ``obs["n_cells"]``, ``uns[key_added]["groups"]``).
+        Where results go is the same for every tool (:mod:`secact._results`): ``None``
+        (results stored in ``adata``, or in the sidecar ``out`` for a view of a backed
+        AnnData), a copy of ``adata`` with ``copy=True``, or for a path input a new AnnData
+        of the file's cells holding ``uns[key_added]["cells"]`` (the values are in ``out``;
+        :func:`secact.get.activity` reads them). With ``groupby`` a path input returns the
+        groups x proteins AnnData (``X`` = zscore, layers ``beta``, ``se``, ``pvalue``,
+        ``obs["n_cells"]``, ``uns[key_added]["groups"]``), as written to ``out``.
 
         Stored (see :mod:`secact._results`): per cell
         ``adata.obsm[f"{{key_added}}_{{stat}}"]`` (cells x proteins) and
@@ -190,10 +196,13 @@ def activity(
     spatial = flavor == "spatial"
     check_spatial(spatial, groupby, input, control, reference)
     if resume and (out is None or groupby is not None):
-        msg = "resume=True continues a cell-level run to a sidecar: it needs out= and no groupby."
-        raise ValueError(msg)
+        msg = "{resume=True} continues a cell-level run to a sidecar: it needs {out=...} and no {groupby=...}."
+        raise ParamError(msg)
     with resolve(adata, layer=layer, use_raw=use_raw) as inp:
-        target = results_target(inp, copy=copy, out=out, cells=groupby is None)
+        if inp.adata is None and groupby is None and out is None:
+            msg = "cell-level results of an .h5ad path need a sidecar: pass out='results.h5ad'."
+            raise ValueError(msg)
+        dest = res.target(inp, copy=copy, sidecar=(out is not None) if groupby is None else None)
         labels = None if groupby is None else group_labels(inp.obs, groupby, reference, input)
         sig = _signature(signature)
         if out is not None:  # before any pass over the data
@@ -201,6 +210,7 @@ def activity(
             nbytes = rows * sig.shape[1] * n_stats * store_dtype.itemsize
             reads = inp.files() + control_files(control)
             out = check_output(out, reads=reads, overwrite=overwrite, nbytes=nbytes, resume=resume)
+        engine_backend = resolve_backend(backend, inp.matrix)  # before any pass over the data
         source = inp.source()
         names = gene_names(inp.var, gene_symbols)
         genes = None
@@ -222,7 +232,7 @@ def activity(
             gmap = mapped_genes(source, names, organism, map_symbols, batch=batch, progress=progress)
             profile_genes = gmap.symbols
         sig_name = signature if isinstance(signature, str) and signature in SIGNATURES else None
-        plan = make_plan(sig, profile_genes, options, signature_name=sig_name)
+        plan = make_plan(sig, profile_genes, options, signature_name=sig_name, backend=engine_backend)
         overlap_feedback(plan.gene_index.size, sig.shape[0])
         # positions of the overlap genes among the mapped genes (the plan's profile may be a subset)
         overlap = plan.gene_index if genes is None else genes.used[plan.gene_index]
@@ -244,16 +254,14 @@ def activity(
             entry = group_entry(
                 source, mapper, gmap.n_output, plan, labels, groupby, reference, input, batch, progress, params
             )  # fmt: skip
-            if target is None or out is not None:
+            if dest.is_new or out is not None:
                 result = res.groups_anndata(key_added, entry)
                 if out is not None:
                     write_atomic(result, out)
                     logger.info("wrote %s (groups x proteins)", os.fspath(out))
-                if target is None:
+                if dest.is_new:
                     return result
-            res.store(target, key_added, "groups", entry)
-            logger.info("added adata.uns[%r]['groups'] (groups x proteins)", key_added)
-            return target if copy else None
+            return res.store(dest, "activity", key_added, entry, level="groups")
 
         params["scale_factor"] = sf
         if options.method == "permutation" and inp.n_obs > MANY_CELLS:
@@ -286,10 +294,7 @@ def activity(
         )
         entry = res.cells_entry(params, plan.proteins, stats, store_dtype, out=out)
         cell_results(
-            inp, source, job, columns, entry, params, out=out, resume=resume, target=target, key_added=key_added,
+            inp, source, job, columns, entry, params, out=out, resume=resume, target=dest.adata, key_added=key_added,
             batch=batch, progress=progress, what=("spots" if spatial else "cells", plan, options),
         )  # fmt: skip
-        if target is not None:
-            res.store(target, key_added, "cells", entry)
-            logger.info("added adata.uns[%r]['cells'] and the cell-level results", key_added)
-        return target if copy else None
+        return res.store(dest, "activity", key_added, entry, level="cells")

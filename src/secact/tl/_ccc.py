@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -11,7 +12,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import _results as res
-from .._docs import doc_input, doc_params, doc_signature
+from .._checks import DuplicateSymbolsError, check_positive_int
+from .._docs import doc_input, doc_params, doc_signature, doc_stored
 from .._infer import infer
 from .._settings import settings
 from ..core import ccc as _ccc
@@ -22,7 +24,7 @@ from ..datasets._signatures import SIGNATURES, _signature
 from ..io import resolve
 from ..io._genechunks import GeneChunkReader
 from ..pp._symbols import gene_map
-from ._common import check_batch_size, gene_names, group_codes, results_target
+from ._common import check_batch_size, gene_names, group_codes
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -79,7 +81,7 @@ def _first_appearance(codes: np.ndarray, mask: np.ndarray | None = None) -> np.n
     return cats[np.argsort(first, kind="stable")]
 
 
-@doc_params(signature=doc_signature, input=doc_input)
+@doc_params(signature=doc_signature, input=doc_input, stored=doc_stored)
 def ccc(
     adata: AnnData | str | os.PathLike,
     groupby: str,
@@ -110,7 +112,7 @@ def ccc(
     key_added: str = "secact_ccc",
     copy: bool = False,
     progress: bool | None = None,
-) -> AnnData | dict | None:
+) -> AnnData | None:
     """Cell-cell communication mediated by secreted proteins (SecAct R ``SecAct.CCC.scRNAseq``).
 
     A *sender* cell type expresses the gene of a secreted protein more than its control; a
@@ -185,9 +187,10 @@ def ccc(
 
     Returns
     -------
-    anndata.AnnData or dict or None
-        ``None`` (results in ``adata.uns[key_added]``), the copy with ``copy=True``, or the
-        results dict for a path input. The results (all writable by anndata) are a dict:
+    anndata.AnnData or None
+        {stored}
+
+        ``adata.uns[key_added]`` (all writable by anndata) is a dict:
 
         ``"links"``
             The communication table (R's ``SecretedProteinCCC``), one row per link sorted by
@@ -219,28 +222,18 @@ def ccc(
     res.check_key(key_added)
     check_batch_size(batch_size)
     batch = int(batch_size or settings.batch_size)
-    if isinstance(min_cells, bool) or not isinstance(min_cells, int | np.integer) or min_cells < 1:
-        msg = f"min_cells must be a positive integer, got {min_cells!r}."
-        raise ValueError(msg)
+    check_positive_int(min_cells, "min_cells")
     sf = float(scale_factor)
     if not (np.isfinite(sf) and sf > 0):
         msg = f"scale_factor must be a finite number > 0, got {scale_factor!r}."
         raise ValueError(msg)
-    cutoffs = {
-        "logfc_cutoff": logfc_cutoff,
-        "mean_cutoff": mean_cutoff,
-        "fraction_cutoff": fraction_cutoff,
-        "zscore_cutoff": zscore_cutoff,
-        "padj_cutoff": padj_cutoff,
-    }
-    for name, value in cutoffs.items():
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float | np.integer | np.floating)
-            or np.isnan(value)
-        ):
-            msg = f"{name} must be a number, got {value!r}."
-            raise ValueError(msg)
+    cutoffs = _check_cutoffs(
+        logfc_cutoff=logfc_cutoff,
+        mean_cutoff=mean_cutoff,
+        fraction_cutoff=fraction_cutoff,
+        zscore_cutoff=zscore_cutoff,
+        padj_cutoff=padj_cutoff,
+    )
     if condition is None and (case is not None or control is not None):
         msg = "case/control need condition=<obs column with the conditions>."
         raise ValueError(msg)
@@ -249,69 +242,18 @@ def ccc(
         raise ValueError(msg)
 
     with resolve(adata, layer=layer, use_raw=use_raw) as inp:
-        target = results_target(inp, copy=copy, out=None, cells=False)
-        obs = inp.obs
-        codes, categories = group_codes(obs, groupby)
-        if condition is not None:
-            if condition not in obs.columns:
-                msg = f"condition={condition!r} is not a column of obs; columns: {list(obs.columns)}."
-                raise KeyError(msg)
-            is_case = _condition_mask(obs, condition, case, "case")
-            is_control = _condition_mask(obs, condition, control, "control")
-            if (is_case & is_control).any():
-                msg = f"case and control select the same cells ({case!r} vs {control!r})."
-                raise ValueError(msg)
+        dest = res.target(inp, copy=copy)
+        types = _cell_types(inp.obs, groupby, condition, case, control, int(min_cells))
         source = inp.source()
         names = gene_names(inp.var, gene_symbols)
         try:
             gmap = gene_map(names, map_symbols=map_symbols)
-        except ValueError as err:  # duplicated symbols: R keeps the gene with the largest total
-            if "totals" not in str(err):
-                raise
+        except DuplicateSymbolsError:  # R keeps the duplicate with the largest total
             totals = pipeline.column_totals(source, batch_size=batch, progress=progress)
             gmap = gene_map(names, map_symbols=map_symbols, totals=totals)
         symbols = pd.Index(gmap.symbols).astype(str)
         sig = _signature(signature)
         named = isinstance(signature, str) and signature in SIGNATURES
-
-        # cell types, their case / control cells, R's order
-        ncat = len(categories)
-        if condition is None:
-            order = _first_appearance(codes)
-            n_case = np.bincount(codes[codes >= 0], minlength=ncat)
-            n_control = int(n_case.sum()) - n_case
-            slots = codes.astype(np.int64)
-            n_slots = ncat
-        else:
-            in_case = codes[(codes >= 0) & is_case]
-            in_control = codes[(codes >= 0) & is_control]
-            n_case = np.bincount(in_case, minlength=ncat)
-            n_control = np.bincount(in_control, minlength=ncat)
-            order = np.array(
-                [t for t in _first_appearance(codes, is_case) if n_control[t] > 0], dtype=np.int64
-            )
-            slots = np.where(codes >= 0, 2 * codes, -1)
-            slots = np.where(is_case, slots, np.where(is_control, slots + 1, -1))
-            slots[codes < 0] = -1
-            n_slots = 2 * ncat
-        type_names = [str(c) for c in categories]
-        if len(set(type_names)) != len(type_names):
-            msg = f"the labels of {groupby!r} are not unique as strings; rename them."
-            raise ValueError(msg)
-        tested = np.array([t for t in order if n_case[t] >= min_cells], dtype=np.int64)
-        skipped = [type_names[t] for t in order if n_case[t] < min_cells]
-        if skipped:
-            logger.info(
-                "ccc: %d cell type(s) with fewer than %d cells skipped: %s", len(skipped), min_cells, skipped
-            )
-        if tested.size < 2:
-            msg = (
-                f"only {tested.size} cell type(s) of {groupby!r} have at least min_cells={min_cells} "
-                f"{'case ' if condition is not None else ''}cells; cell-cell communication needs two. "
-                "Lower min_cells or check groupby."
-            )
-            raise ValueError(msg)
-
         # secreted-protein genes of the data, in the data's order (R: intersect(genes, SPs))
         proteins = set(sig.columns.astype(str))
         genes = np.array([i for i, g in enumerate(symbols) if g in proteins], dtype=np.int64)
@@ -321,104 +263,16 @@ def ccc(
                 "(gene_symbols=..., map_symbols=True) and the signature."
             )
             raise ValueError(msg)
+        sums, values = _one_pass(source, gmap, types, genes, sf, batch, progress)
+        use_raw_ = inp.use_raw
 
-        # one pass over the cells: pseudo-bulk sums and the secreted genes' normalised columns
-        sums = np.zeros((n_slots, gmap.n_output))
-        pieces: list[sp.csr_matrix] = []
+    expression = _expression(values, types, symbols[genes], chunk_size, progress)
+    del values
+    activity, act_params = _activity(sums, types, symbols, signature if named else sig, options)
+    links = _links(expression, activity, types.tested_names, cutoffs)
 
-        def sink(_a, _b, part):
-            sums[:] += part[0]
-            pieces.append(part[1])
-
-        fn = _ccc.CccBlock(None if gmap.is_identity else gmap, slots, n_slots, genes, sf)
-        runner.run(
-            source.row_blocks(batch, None),
-            fn,
-            sink,
-            executor=source.executor,
-            progress=progress,
-            total=source.n_obs,
-            desc="secact ccc",
-        )
-    values = sp.vstack(pieces, format="csc")
-    pieces.clear()
-
-    # step 1: expression of the secreted-protein genes
-    gene_names_sp = symbols[genes]
-    expr_tables = []
-    reader = GeneChunkReader(values, chunk_size=chunk_size)
-    if condition is None:
-        fn_rank = _de.RankSumChunk(
-            codes.astype(np.int32), n_case.astype(np.int64), -1, np.ones(ncat, dtype=bool), False
-        )
-        acc = _de.rank_sums(reader, fn_rank, progress=progress)
-        nnz_all, sx_all = acc["nnz"].sum(axis=1), acc["sx"].sum(axis=1)
-        for t in tested:
-            st = _ccc.expression_stats(
-                acc["stat"][:, t], acc["tie"][:, 0], int(n_case[t]), int(n_control[t]),
-                acc["nnz"][:, t], nnz_all - acc["nnz"][:, t], acc["sx"][:, t], sx_all - acc["sx"][:, t],
-            )  # fmt: skip
-            expr_tables.append(_expression_table(type_names[t], gene_names_sp, st))
-    else:
-        for t in tested:
-            sub = np.where(slots == 2 * t, 0, np.where(slots == 2 * t + 1, 1, -1)).astype(np.int32)
-            n_cat = np.array([n_case[t], n_control[t]], dtype=np.int64)
-            acc = _de.rank_sums(
-                reader, _de.RankSumChunk(sub, n_cat, -1, np.ones(2, dtype=bool), False), progress=progress
-            )
-            st = _ccc.expression_stats(
-                acc["stat"][:, 0], acc["tie"][:, 0], int(n_case[t]), int(n_control[t]),
-                acc["nnz"][:, 0], acc["nnz"][:, 1], acc["sx"][:, 0], acc["sx"][:, 1],
-            )  # fmt: skip
-            expr_tables.append(_expression_table(type_names[t], gene_names_sp, st))
-    del values, reader
-
-    # step 2: activity of the pseudo-bulk differences
-    if condition is None:
-        case_sums = sums[tested]
-        control_sums = sums.sum(axis=0, keepdims=True) - case_sums
-    else:
-        case_sums, control_sums = sums[2 * tested], sums[2 * tested + 1]
-    tested_names = [type_names[t] for t in tested]
-    empty = [tested_names[i] for i in np.flatnonzero(control_sums.sum(axis=1) == 0)]
-    if empty:
-        msg = f"the control cells of {empty} have no counts; their pseudo-bulk cannot be scaled."
-        raise ValueError(msg)
-    diff = _ccc.cpm_log2_diff(case_sums, control_sums)
-    profile = pd.DataFrame(diff.T, index=symbols, columns=tested_names)
-    act = infer(
-        profile,
-        signature if named else sig,
-        differential=True,
-        n_permutations=options.n_permutations,
-        rng=options.rng,
-        seed=options.seed,
-        group_signatures=options.group_signatures,
-        group_cor=options.group_cor,
-        lambda_=options.lambda_,
-    )
-    activity = {k: getattr(act, k).T.copy() for k in res.STATS}  # types x proteins
-    padj = np.vstack([_ccc.p_adjust_bh(activity["pvalue"].to_numpy()[i]) for i in range(len(tested_names))])
-    activity["padj"] = pd.DataFrame(padj, index=activity["pvalue"].index, columns=activity["pvalue"].columns)
-    for frame in activity.values():
-        frame.index.name = None
-        frame.columns.name = None
-
-    # step 3: links
-    expression = pd.concat(expr_tables, ignore_index=True)
-    expression["cell_type"] = pd.Categorical(expression["cell_type"], categories=tested_names)
-    links = _links(expression, activity, tested_names, cutoffs)
-
-    cell_types = pd.DataFrame(
-        {
-            "n_case": n_case[order].astype(np.int64),
-            "n_control": np.asarray(n_control)[order].astype(np.int64),
-            "analysed": np.isin(order, tested),
-        },
-        index=pd.Index([type_names[t] for t in order]),
-    )
     params = {
-        **act.params,
+        **act_params,
         "groupby": groupby,
         "condition": condition,
         "case": None if case is None else str(case),
@@ -428,28 +282,223 @@ def ccc(
         **{k: float(v) for k, v in cutoffs.items()},
         "signature": signature if named else "custom",
         "layer": layer,
-        "use_raw": inp.use_raw,
+        "use_raw": use_raw_,
         "gene_symbols": gene_symbols,
         "map_symbols": bool(map_symbols),
-        "cell_types": tested_names,
-        "skipped_cell_types": skipped,
+        "cell_types": types.tested_names,
+        "skipped_cell_types": types.skipped,
     }
     params.pop("differential", None)
     entry = {
         "links": links,
         "expression": expression,
         "activity": activity,
-        "cell_types": cell_types,
+        "cell_types": types.table(),
         "params": res.clean_uns(params),
     }
     logger.info(
-        "ccc: %d cell types, %d secreted-protein genes, %d links", len(tested_names), genes.size, len(links)
+        "ccc: %d cell types, %d secreted-protein genes, %d links",
+        len(types.tested_names),
+        genes.size,
+        len(links),
     )
-    if target is None:
-        return entry
-    target.uns[key_added] = entry
-    logger.info("added adata.uns[%r] (links, expression, activity)", key_added)
-    return target if copy else None
+    return res.store(dest, "ccc", key_added, entry)
+
+
+# ----------------------------------------------------------------------------------------------
+# the steps
+# ----------------------------------------------------------------------------------------------
+def _check_cutoffs(**cutoffs: float) -> dict[str, float]:
+    for name, value in cutoffs.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float | np.integer | np.floating)
+            or np.isnan(value)
+        ):
+            msg = f"{name} must be a number, got {value!r}."
+            raise ValueError(msg)
+    return cutoffs
+
+
+@dataclass
+class _CellTypes:
+    """The cell types of ``groupby``, their case / control cells and R's order."""
+
+    codes: np.ndarray  # per cell, -1: no label
+    names: list[str]  # every category, as strings
+    order: np.ndarray  # present types in R's order (first appearance among case cells)
+    n_case: np.ndarray
+    n_control: np.ndarray
+    slots: np.ndarray  # per cell: its pseudo-bulk slot (-1: none)
+    n_slots: int
+    tested: np.ndarray  # types analysed (at least min_cells case cells), in R's order
+    skipped: list[str]
+    by_condition: bool
+
+    @property
+    def tested_names(self) -> list[str]:
+        return [self.names[t] for t in self.tested]
+
+    def table(self) -> pd.DataFrame:
+        """One row per present cell type: ``n_case``, ``n_control``, ``analysed``."""
+        return pd.DataFrame(
+            {
+                "n_case": self.n_case[self.order].astype(np.int64),
+                "n_control": np.asarray(self.n_control)[self.order].astype(np.int64),
+                "analysed": np.isin(self.order, self.tested),
+            },
+            index=pd.Index([self.names[t] for t in self.order]),
+        )
+
+
+def _cell_types(
+    obs: pd.DataFrame, groupby: str, condition: str | None, case: Any, control: Any, min_cells: int
+) -> _CellTypes:
+    codes, categories = group_codes(obs, groupby)
+    ncat = len(categories)
+    if condition is None:
+        order = _first_appearance(codes)
+        n_case = np.bincount(codes[codes >= 0], minlength=ncat)
+        n_control = int(n_case.sum()) - n_case
+        slots = codes.astype(np.int64)
+        n_slots = ncat
+    else:
+        if condition not in obs.columns:
+            msg = f"condition={condition!r} is not a column of obs; columns: {list(obs.columns)}."
+            raise KeyError(msg)
+        is_case = _condition_mask(obs, condition, case, "case")
+        is_control = _condition_mask(obs, condition, control, "control")
+        if (is_case & is_control).any():
+            msg = f"case and control select the same cells ({case!r} vs {control!r})."
+            raise ValueError(msg)
+        n_case = np.bincount(codes[(codes >= 0) & is_case], minlength=ncat)
+        n_control = np.bincount(codes[(codes >= 0) & is_control], minlength=ncat)
+        order = np.array([t for t in _first_appearance(codes, is_case) if n_control[t] > 0], dtype=np.int64)
+        slots = np.where(codes >= 0, 2 * codes, -1)
+        slots = np.where(is_case, slots, np.where(is_control, slots + 1, -1))
+        slots[codes < 0] = -1
+        n_slots = 2 * ncat
+    names = [str(c) for c in categories]
+    if len(set(names)) != len(names):
+        msg = f"the labels of {groupby!r} are not unique as strings; rename them."
+        raise ValueError(msg)
+    tested = np.array([t for t in order if n_case[t] >= min_cells], dtype=np.int64)
+    skipped = [names[t] for t in order if n_case[t] < min_cells]
+    if skipped:
+        logger.info(
+            "ccc: %d cell type(s) with fewer than %d cells skipped: %s", len(skipped), min_cells, skipped
+        )
+    if tested.size < 2:
+        msg = (
+            f"only {tested.size} cell type(s) of {groupby!r} have at least min_cells={min_cells} "
+            f"{'case ' if condition is not None else ''}cells; cell-cell communication needs two. "
+            "Lower min_cells or check groupby."
+        )
+        raise ValueError(msg)
+    return _CellTypes(
+        codes, names, order, n_case, n_control, slots, n_slots, tested, skipped, condition is not None
+    )
+
+
+def _one_pass(
+    source, gmap, types: _CellTypes, genes: np.ndarray, sf: float, batch: int, progress
+) -> tuple[np.ndarray, sp.csc_matrix]:
+    """One pass over the cells: pseudo-bulk sums per slot and the secreted genes' normalised columns."""
+    sums = np.zeros((types.n_slots, gmap.n_output))
+    pieces: list[sp.csr_matrix] = []
+
+    def sink(_a, _b, part):
+        sums[:] += part[0]
+        pieces.append(part[1])
+
+    fn = _ccc.CccBlock(None if gmap.is_identity else gmap, types.slots, types.n_slots, genes, sf)
+    runner.run(
+        source.row_blocks(batch, None),
+        fn,
+        sink,
+        executor=source.executor,
+        progress=progress,
+        total=source.n_obs,
+        desc="secact ccc",
+    )
+    values = sp.vstack(pieces, format="csc")
+    pieces.clear()
+    return sums, values
+
+
+def _expression(
+    values: sp.csc_matrix, types: _CellTypes, genes: pd.Index, chunk_size: int | None, progress
+) -> pd.DataFrame:
+    """Step 1: rank tests of the secreted-protein genes, one table over the tested types."""
+    codes, n_case, n_control = types.codes, types.n_case, types.n_control
+    tables = []
+    reader = GeneChunkReader(values, chunk_size=chunk_size)
+    if not types.by_condition:
+        ncat = len(types.names)
+        fn_rank = _de.RankSumChunk(
+            codes.astype(np.int32), n_case.astype(np.int64), -1, np.ones(ncat, dtype=bool), False
+        )
+        acc = _de.rank_sums(reader, fn_rank, progress=progress)
+        nnz_all, sx_all = acc["nnz"].sum(axis=1), acc["sx"].sum(axis=1)
+        for t in types.tested:
+            st = _ccc.expression_stats(
+                acc["stat"][:, t], acc["tie"][:, 0], int(n_case[t]), int(n_control[t]),
+                acc["nnz"][:, t], nnz_all - acc["nnz"][:, t], acc["sx"][:, t], sx_all - acc["sx"][:, t],
+            )  # fmt: skip
+            tables.append(_expression_table(types.names[t], genes, st))
+    else:
+        slots = types.slots
+        for t in types.tested:
+            sub = np.where(slots == 2 * t, 0, np.where(slots == 2 * t + 1, 1, -1)).astype(np.int32)
+            n_cat = np.array([n_case[t], n_control[t]], dtype=np.int64)
+            acc = _de.rank_sums(
+                reader, _de.RankSumChunk(sub, n_cat, -1, np.ones(2, dtype=bool), False), progress=progress
+            )
+            st = _ccc.expression_stats(
+                acc["stat"][:, 0], acc["tie"][:, 0], int(n_case[t]), int(n_control[t]),
+                acc["nnz"][:, 0], acc["nnz"][:, 1], acc["sx"][:, 0], acc["sx"][:, 1],
+            )  # fmt: skip
+            tables.append(_expression_table(types.names[t], genes, st))
+    expression = pd.concat(tables, ignore_index=True)
+    expression["cell_type"] = pd.Categorical(expression["cell_type"], categories=types.tested_names)
+    return expression
+
+
+def _activity(
+    sums: np.ndarray, types: _CellTypes, symbols: pd.Index, signature, options: InferenceParams
+) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Step 2: activity of the pseudo-bulk differences (cell types x proteins, with BH ``padj``)."""
+    tested = types.tested
+    if not types.by_condition:
+        case_sums = sums[tested]
+        control_sums = sums.sum(axis=0, keepdims=True) - case_sums
+    else:
+        case_sums, control_sums = sums[2 * tested], sums[2 * tested + 1]
+    names = types.tested_names
+    empty = [names[i] for i in np.flatnonzero(control_sums.sum(axis=1) == 0)]
+    if empty:
+        msg = f"the control cells of {empty} have no counts; their pseudo-bulk cannot be scaled."
+        raise ValueError(msg)
+    diff = _ccc.cpm_log2_diff(case_sums, control_sums)
+    profile = pd.DataFrame(diff.T, index=symbols, columns=names)
+    act = infer(
+        profile,
+        signature,
+        differential=True,
+        n_permutations=options.n_permutations,
+        rng=options.rng,
+        seed=options.seed,
+        group_signatures=options.group_signatures,
+        group_cor=options.group_cor,
+        lambda_=options.lambda_,
+    )
+    activity = {k: getattr(act, k).T.copy() for k in res.STATS}  # types x proteins
+    padj = np.vstack([_ccc.p_adjust_bh(activity["pvalue"].to_numpy()[i]) for i in range(len(names))])
+    activity["padj"] = pd.DataFrame(padj, index=activity["pvalue"].index, columns=activity["pvalue"].columns)
+    for frame in activity.values():
+        frame.index.name = None
+        frame.columns.name = None
+    return activity, dict(act.params)
 
 
 def _expression_table(cell_type: str, genes: pd.Index, st: dict[str, np.ndarray]) -> pd.DataFrame:

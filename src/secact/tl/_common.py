@@ -1,45 +1,42 @@
-"""What the AnnData tools share: labels, gene names, reference masks, output placement."""
+"""What the AnnData tools share: labels, gene names, reference masks, atomic writes."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from .._checks import DuplicateSymbolsError, check_positive_int
+from .._errors import ParamError, param_error
+from ..io._atomic import atomic_path
 from ..pp._symbols import looks_like_ensembl
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
-    from ..io import Resolved
 
 __all__ = [
     "check_batch_size",
     "gene_names",
     "group_codes",
     "reference_mask",
-    "results_target",
     "write_atomic",
 ]
 
 
 def check_batch_size(batch_size) -> None:
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1
-    ):
-        msg = f"batch_size must be a positive integer, got {batch_size!r}."
-        raise ValueError(msg)
+    if batch_size is not None:
+        check_positive_int(batch_size, "batch_size")
 
 
 def group_codes(obs: pd.DataFrame, groupby: str) -> tuple[np.ndarray, list[Any]]:
     """Codes (-1: no label) and categories of ``obs[groupby]``; unused categories are kept."""
     if groupby not in obs.columns:
-        msg = f"groupby={groupby!r} is not a column of obs; columns: {list(obs.columns)}."
-        raise KeyError(msg)
+        msg = "{groupby=} is not a column of obs; columns: {columns}."
+        raise param_error(KeyError, msg, groupby=groupby, columns=list(obs.columns))
     col = obs[groupby]
     categorical = col.array if isinstance(col.dtype, pd.CategoricalDtype) else pd.Categorical(col)
     return np.asarray(categorical.codes, dtype=np.int64), list(categorical.categories)
@@ -49,16 +46,16 @@ def gene_names(var: pd.DataFrame, gene_symbols: str | None) -> pd.Index:
     """Gene symbols of ``var`` (its index, or a column), refusing Ensembl ids."""
     if gene_symbols is not None:
         if gene_symbols not in var.columns:
-            msg = f"gene_symbols={gene_symbols!r} is not a column of var; columns: {list(var.columns)}."
-            raise KeyError(msg)
+            msg = "{gene_symbols=} is not a column of var; columns: {columns}."
+            raise param_error(KeyError, msg, gene_symbols=gene_symbols, columns=list(var.columns))
         return pd.Index(var[gene_symbols].astype(str))
     names = pd.Index(var.index.astype(str))
     if looks_like_ensembl(names):
         msg = (
             "var_names look like Ensembl ids; SecAct signatures use gene symbols. Pass "
-            "gene_symbols='<var column with symbols>' (e.g. 'gene_symbols' or 'feature_name')."
+            "{gene_symbols=...}: the var column with symbols (e.g. 'gene_symbols' or 'feature_name')."
         )
-        raise ValueError(msg)
+        raise ParamError(msg)
     return names
 
 
@@ -100,50 +97,11 @@ def reference_mask(obs: pd.DataFrame, reference) -> np.ndarray | None:
     return mask.astype(np.float64)
 
 
-def results_target(inp: Resolved, *, copy: bool, out, cells: bool) -> AnnData | None:
-    """The AnnData that receives results (``None``: nothing is stored in an object).
-
-    Path inputs store nothing (cell-level results need ``out``; group results are
-    returned); views of backed objects cannot hold results; ``copy`` needs an in-memory
-    object.
-    """
-    adata = inp.adata
-    if adata is None:
-        if cells and out is None:
-            msg = "cell-level results of an .h5ad path need a sidecar: pass out='results.h5ad'."
-            raise ValueError(msg)
-        if copy:
-            msg = "copy=True needs an AnnData; a path input is never modified."
-            raise ValueError(msg)
-        return None
-    if copy:
-        if adata.isbacked:
-            msg = "copy=True is not possible for a backed AnnData; use out=... for results."
-            raise ValueError(msg)
-        return adata.copy()
-    if adata.is_view and adata.isbacked:
-        if not cells or out is None:
-            msg = (
-                "a view of a backed AnnData cannot hold results: pass out='results.h5ad', or "
-                "load the subset with .to_memory()."
-            )
-            raise ValueError(msg)
-        return None
-    return adata
-
-
 def write_atomic(adata: AnnData, path: str | os.PathLike) -> Path:
     """Write ``adata`` to ``path`` through a temporary file in the same folder (never half-written)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial.h5ad", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         adata.write_h5ad(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def check_input(input: str, groupby, reference, flavor: str) -> None:
@@ -152,8 +110,8 @@ def check_input(input: str, groupby, reference, flavor: str) -> None:
         msg = f"input must be 'counts', 'log' or 'differential', got {input!r}."
         raise ValueError(msg)
     if input == "differential" and groupby is None and reference is not None:
-        msg = "input='differential' is used as it is: a reference has no effect; drop it."
-        raise ValueError(msg)
+        msg = "{input='differential'} is used as it is: a reference has no effect; drop {reference=...}."
+        raise ParamError(msg)
     if flavor not in ("single-cell", "spatial"):
         msg = f"flavor must be 'single-cell' or 'spatial', got {flavor!r}."
         raise ValueError(msg)
@@ -182,8 +140,7 @@ def mapped_genes(source, names, organism: str, map_symbols: bool, *, batch: int,
 
     try:
         return gene_map(names, organism=organism, map_symbols=map_symbols)
-    except ValueError as err:
-        if "totals" not in str(err):
-            raise
+    except DuplicateSymbolsError:
+        pass
     totals = pipeline.column_totals(source, batch_size=batch, progress=progress)
     return gene_map(names, organism=organism, map_symbols=map_symbols, totals=totals)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from .. import _results as _res
+from .._docs import doc_params, doc_stored
 from .._logging import elapsed, hint, logger
 from .._results import DE_COLUMNS, check_key, clean_uns
 from ..core import differential as _de
@@ -38,6 +40,7 @@ def _match_category(name: Any, categories: list[Any], what: str) -> int:
     raise ValueError(f"{what} {name!r} is not a category of groupby; categories: {shown}{more}")
 
 
+@doc_params(stored=doc_stored)
 def differential(
     adata: AnnData | str | os.PathLike,
     groupby: str,
@@ -54,7 +57,7 @@ def differential(
     copy: bool = False,
     progress: bool | None = None,
     chunk_size: int | None = None,
-) -> AnnData | pd.DataFrame | None:
+) -> AnnData | None:
     """Wilcoxon rank-sum differential expression of each group against a reference.
 
     For every group of ``adata.obs[groupby]`` and every gene, the group's cells (``x``) are
@@ -68,7 +71,7 @@ def differential(
     ----------
     adata
         AnnData (in memory or backed, ``anndata.read_h5ad(path, backed="r")``), or a path to
-        an ``.h5ad`` file (read out of core; the results are returned, not stored).
+        an ``.h5ad`` file (read out of core; the results are returned in a new AnnData).
     groupby
         Categorical (or castable) column of ``obs``. Cells whose label is NaN are excluded
         from every comparison, including "rest".
@@ -106,9 +109,8 @@ def differential(
 
     Returns
     -------
-    anndata.AnnData or pandas.DataFrame or None
-        ``None`` (results in ``adata.uns[key_added]``), the AnnData copy when ``copy=True``, or
-        the results :class:`~pandas.DataFrame` when ``adata`` is a path.
+    anndata.AnnData or None
+        {stored}
 
         ``adata.uns[key_added]`` is a dict with ``"results"``, a tidy DataFrame with one row per
         (group, gene) in category and ``var`` order:
@@ -158,11 +160,7 @@ def differential(
                 "backed object and set the groupby label of the unwanted cells to NaN (they are "
                 "excluded), or call `.to_memory()` on the view."
             )
-        if copy and (inp.adata is None or inp.adata.isbacked):
-            raise ValueError(
-                "copy=True is not supported for backed AnnData or paths; use copy=False (the results "
-                "are small and stored in `adata.uns`, or returned for a path)."
-            )
+        dest = _res.target(inp, copy=copy)
         matrix = inp.matrix if inp.backed else inp.in_memory_matrix()
         if not inp.backed and getattr(matrix, "dtype", None) == np.float16:
             matrix = matrix.astype(np.float32)  # half precision: computed in single (a copy)
@@ -183,14 +181,8 @@ def differential(
             chunk_size=chunk_size,
         )
         use_raw = inp.use_raw
-    target = inp.adata.copy() if copy else inp.adata
     params.update(layer=layer, use_raw=bool(use_raw))
-    if target is None:
-        result.attrs["params"] = params
-        return result
-    target.uns[key_added] = {"results": result, "params": clean_uns(params)}
-    logger.info("differential expression stored in adata.uns[%r]", key_added)
-    return target if copy else None
+    return _res.store(dest, "differential", key_added, {"results": result, "params": clean_uns(params)})
 
 
 def _select_groups(categories, n_cat, reference, groups) -> tuple[int, np.ndarray, list[int]]:

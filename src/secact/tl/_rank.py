@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -10,6 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
+from .. import _results as _res
+from .._docs import doc_params, doc_stored
 from .._results import check_key, clean_uns
 from ._common import group_codes
 
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 __all__ = ["RANK_COLUMNS", "rank_activities"]
-
-logger = logging.getLogger("secact")
 
 RANK_COLUMNS = (
     "group",
@@ -34,6 +33,7 @@ RANK_COLUMNS = (
 )
 
 
+@doc_params(stored=doc_stored)
 def rank_activities(
     adata: AnnData,
     groupby: str,
@@ -80,8 +80,10 @@ def rank_activities(
     Returns
     -------
     anndata.AnnData or None
-        ``None`` or the copy. ``adata.uns[key_added]`` is ``{"results": DataFrame, "params":
-        dict}``; the DataFrame (read it with :func:`secact.get.rank_activities`) has one row
+        {stored}
+
+        ``adata.uns[key_added]`` is ``{{"results": DataFrame, "params":
+        dict}}``; the DataFrame (read it with :func:`secact.get.rank_activities`) has one row
         per group and protein, groups in category order, proteins by ``statistic`` descending:
 
         ``group``, ``reference``, ``protein``, ``signature_group``
@@ -93,7 +95,7 @@ def rank_activities(
         ``pvalue``, ``fdr``
             Two-sided p-value; Benjamini-Hochberg within the group.
     """
-    from ..get._activity import _dense, activity, bh_rows
+    from ..get._activity import activity, bh_rows
 
     if method not in ("wilcoxon", "t-test"):
         msg = f"method must be 'wilcoxon' or 't-test', got {method!r}."
@@ -102,6 +104,7 @@ def rank_activities(
         msg = f"stat must be 'zscore' or 'beta', got {stat!r}."
         raise ValueError(msg)
     check_key(key_added)
+    dest = _res.target(adata, copy=copy)
     act = activity(adata, key, stat=stat, level="cells")
     if groupby not in act.obs.columns:
         msg = f"groupby={groupby!r} is not a column of obs; columns: {list(act.obs.columns)}."
@@ -120,7 +123,7 @@ def rank_activities(
     if unknown:
         msg = f"groups {unknown} are not groups of {groupby!r}: {names}."
         raise ValueError(msg)
-    values = _dense(act.X)
+    values = _res.dense(act.X)
     proteins = act.var_names.astype(str).to_numpy()
     sig_groups = act.var["group"].astype(str).to_numpy()
     ranks = st.rankdata(values[labelled], axis=0) if method == "wilcoxon" and ref_code < 0 else None
@@ -180,10 +183,8 @@ def rank_activities(
         "reference": str(reference),
         "skipped_groups": skipped,
     }
-    target = adata.copy() if copy else adata
-    target.uns[key_added] = {"results": result[list(RANK_COLUMNS)], "params": clean_uns(params)}
-    logger.info("added adata.uns[%r] (proteins ranked per group of %r)", key_added, groupby)
-    return target if copy else None
+    entry = {"results": result[list(RANK_COLUMNS)], "params": clean_uns(params)}
+    return _res.store(dest, "rank", key_added, entry)
 
 
 def _ranksum(group_ranks: np.ndarray, n: int, tie: np.ndarray):
