@@ -14,6 +14,7 @@ from fast_array_utils.conv import to_dense
 from ._docs import doc_inference, doc_params, doc_signature
 from ._logging import elapsed, hint, logger
 from ._results import STATS
+from .core.backend import resolve_backend
 from .core.params import InferenceParams
 from .core.pipeline import infer_matrix
 from .core.plan import make_plan
@@ -207,6 +208,7 @@ def infer(
     group_cor: float = 0.9,
     filter_signature: bool = False,
     lambda_: float = 5e5,
+    backend: Literal["auto", "cpu", "gpu"] | None = None,
 ) -> ActivityResult:
     """Infer secreted-protein signalling activity from bulk expression profiles.
 
@@ -256,7 +258,7 @@ def infer(
     y = _response(frame, ctrl, differential=differential, paired=paired, single_sample=single_sample)
     scale = _scale(frame, ctrl, y)
     sig_name = signature if isinstance(signature, str) and signature in SIGNATURES else None
-    plan = make_plan(sig, y.index, options, signature_name=sig_name)
+    plan = make_plan(sig, y.index, options, signature_name=sig_name, backend=resolve_backend(backend, profile))
     hint(
         "%s signature: %s of its %s genes are in the profile",
         sig_name or "custom",

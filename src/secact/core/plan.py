@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .backend import Backend, make_engine
 from .engine import Engine
 from .grouping import SignatureGroups, expand_rows, group_signature
 from .params import InferenceParams
@@ -68,6 +69,9 @@ class Plan:
         Output protein names (sorted like R when grouped, signature order otherwise).
     params
         What was run (for ``uns[key]["params"]``).
+    backend
+        Where the engine runs: ``"cpu"`` (:class:`~secact.core.engine.Engine`) or ``"gpu"``
+        (:class:`~secact.core.xp_engine.XpEngine` on CuPy).
     """
 
     model: RidgeModel
@@ -77,11 +81,14 @@ class Plan:
     options: InferenceParams
     table: np.ndarray | None
     params: dict = field(default_factory=dict)
+    backend: Backend = "cpu"
 
     def engine(self, offset: np.ndarray | None = None, *, dtype: str = "float64") -> Engine:
-        """An engine for blocks restricted to ``gene_index`` (with an optional per-gene offset
-        and the precision of the permuted products)."""
-        return Engine(self.model, method=self.options.method, table=self.table, offset=offset, dtype=dtype)
+        """An engine (of the plan's backend) for blocks restricted to ``gene_index`` (with an
+        optional per-gene offset and the precision of the permuted products)."""
+        return make_engine(
+            self.backend, self.model, method=self.options.method, table=self.table, offset=offset, dtype=dtype
+        )
 
     def expand(self, values: np.ndarray) -> np.ndarray:
         """Samples x model columns -> samples x output proteins."""
@@ -95,10 +102,12 @@ def make_plan(
     *,
     min_overlap: int = MIN_OVERLAP,
     signature_name: str | None = None,
+    backend: Backend = "cpu",
 ) -> Plan:
     """Build the :class:`Plan` for a signature (genes x proteins) and a profile's gene names.
 
-    ``signature_name`` identifies a registered (immutable) signature so that its grouping is
+    ``backend`` (``"cpu"`` or ``"gpu"``, see :func:`secact.core.backend.resolve_backend`) is
+    where its engines run. ``signature_name`` identifies a registered (immutable) signature so that its grouping is
     cached by name instead of by a hash of its values.
     """
     options = options or InferenceParams()
@@ -161,6 +170,7 @@ def make_plan(
         **options.record(),
         "n_genes_overlap": int(gene_index.size),
         "n_signature_columns": int(model.n_proteins),
+        "backend": backend,
     }
     return Plan(
         model=model,
@@ -170,6 +180,7 @@ def make_plan(
         options=options,
         table=table,
         params=params,
+        backend=backend,
     )
 
 

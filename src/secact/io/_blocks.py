@@ -26,7 +26,9 @@ __all__ = [
     "check_indices",
     "check_sparse_matrix",
     "check_start",
+    "device_rows",
     "finish",
+    "on_device",
     "value_dtype",
 ]
 
@@ -205,11 +207,40 @@ def check_sparse_matrix(mat, layout: str) -> None:
     check_indices(mat.indices, minor, where=where, indptr=mat.indptr)
 
 
+def on_device(x) -> bool:
+    """Whether ``x`` is a GPU array: a CuPy array or sparse matrix (recognised without CuPy)."""
+    return isinstance(x, types.CupyArray | types.CupyCSMatrix)
+
+
+class DeviceRows:
+    """A matrix on a GPU (CuPy array or CSR/CSC matrix, e.g. from
+    ``rapids_singlecell.get.anndata_to_GPU``) read by rows: each block of rows (a slice or
+    positions) is copied to host memory on its own, so no host copy of the whole matrix is made.
+    """
+
+    def __init__(self, mat) -> None:
+        self._mat = mat
+        self.shape = tuple(int(s) for s in mat.shape)
+        self.dtype = np.dtype(str(mat.dtype))
+        self.sparse = not isinstance(mat, types.CupyArray)
+
+    def __getitem__(self, rows):
+        return self._mat[rows].get()  # CuPy arrays and matrices: .get() -> NumPy / SciPy
+
+
+def device_rows(mat) -> DeviceRows | None:
+    """:class:`DeviceRows` over ``mat`` when it lives on a GPU, else ``None``."""
+    return DeviceRows(mat) if on_device(mat) else None
+
+
 def finish(block, *, owned: bool) -> Block:
     """float64 C-ordered ndarray, or canonical float64 csr_matrix; a copy unless ``owned``.
 
-    Sparse blocks' structure is checked first (blocks read from disk are otherwise trusted
-    by the compiled code that follows)."""
+    Blocks on a GPU (dask chunks of CuPy arrays) come to host memory first. Sparse blocks'
+    structure is checked first (blocks read from disk are otherwise trusted by the compiled
+    code that follows)."""
+    if on_device(block):
+        block, owned = block.get(), True
     if isinstance(block, types.CSBase):
         major, minor = block.shape if block.format == "csr" else block.shape[::-1]
         check_compressed(block.indptr, major, block.indices.size, where="a block of the expression matrix")

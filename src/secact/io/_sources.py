@@ -39,6 +39,7 @@ from ._blocks import (
     check_batch_size,
     check_sparse_matrix,
     check_start,
+    device_rows,
     value_dtype,
 )
 from ._csc_disk import csc_disk_blocks
@@ -195,14 +196,19 @@ def matrix_source(
     ``opener`` (a context-manager factory giving the matrix for one pass) lets on-disk
     sources open their file per pass; by default ``mat`` itself is used.
     """
-    layout, backed = _classify(mat)
+    device = device_rows(mat)
+    if device is not None:  # GPU data: blocks of rows come to host memory one at a time
+        mat, opener = device, None
+        layout, backed = ("csr" if device.sparse else "dense"), False
+    else:
+        layout, backed = _classify(mat)
     if layout == "dask":
         return DaskSource(mat, obs_names=obs_names, var_names=var_names, rows=rows, cols=cols)
     if layout == "other-sparse":
         mat, layout = sparse.csr_matrix(mat), "csr"  # COO, LIL, ...: one conversion
     if isinstance(mat, np.matrix):
         mat = np.asarray(mat)
-    if layout in ("csr", "csc"):
+    if layout in ("csr", "csc") and device is None:
         check_sparse_matrix(mat, layout)
     return _MatrixSource(
         opener or (lambda: contextlib.nullcontext(mat)),
