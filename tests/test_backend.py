@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from fast_array_utils import types
@@ -312,3 +313,19 @@ def test_cupy_engine_equals_cpu(cells, method):
         "cells",
         counts=method == "permutation",
     )
+
+
+def test_gpu_backend_equals_cpu_in_tl_ccc(stand_in_gpu):
+    adata = secact.datasets.simulate(
+        600, planted={"group1": "IFNG"}, senders={"group0": "IFNG"}, seed=2, n_groups=3
+    )
+    kw = dict(signature="CytoSig", n_permutations=60, copy=True, mean_cutoff=0.0, fraction_cutoff=0.0)
+    kw.update(logfc_cutoff=0.1, zscore_cutoff=1.0, padj_cutoff=0.2)
+    cpu = secact.tl.ccc(adata, "group", backend="cpu", **kw).uns["secact_ccc"]
+    dev = secact.tl.ccc(adata, "group", backend="gpu", **kw).uns["secact_ccc"]
+    assert stand_in_gpu and dev["params"]["backend"] == "gpu"
+    for stat in ("beta", "se", "zscore"):
+        np.testing.assert_allclose(dev["activity"][stat], cpu["activity"][stat], rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(dev["activity"]["pvalue"], cpu["activity"]["pvalue"])
+    assert len(cpu["links"]) > 0
+    pd.testing.assert_frame_equal(dev["links"], cpu["links"], rtol=1e-10)

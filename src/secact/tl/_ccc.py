@@ -19,6 +19,7 @@ from .._settings import settings
 from ..core import ccc as _ccc
 from ..core import differential as _de
 from ..core import pipeline, runner
+from ..core.backend import resolve_backend
 from ..core.params import InferenceParams
 from ..datasets._signatures import SIGNATURES, _signature
 from ..io import resolve
@@ -107,6 +108,7 @@ def ccc(
     group_signatures: bool = True,
     group_cor: float = 0.9,
     lambda_: float = 5e5,
+    backend: Literal["auto", "cpu", "gpu"] | None = None,
     batch_size: int | None = None,
     chunk_size: int | None = None,
     key_added: str = "secact_ccc",
@@ -174,6 +176,9 @@ def ccc(
         (``transferSymbol``, ``rm_duplicates``).
     n_permutations, rng, seed, group_signatures, group_cor, lambda_
         Activity inference settings, as in :func:`secact.infer` (SecAct R's defaults).
+    backend
+        Where the activity of step 2 is inferred (``"auto"``, ``"cpu"``, ``"gpu"``; ``None``:
+        ``secact.settings.backend``), as in :func:`secact.infer`.
     batch_size
         Cells per block of the pass over the data (default ``secact.settings.batch_size``).
     chunk_size
@@ -243,6 +248,7 @@ def ccc(
 
     with resolve(adata, layer=layer, use_raw=use_raw) as inp:
         dest = res.target(inp, copy=copy)
+        engine_backend = resolve_backend(backend, inp.matrix)  # before any pass over the data
         types = _cell_types(inp.obs, groupby, condition, case, control, int(min_cells))
         source = inp.source()
         names = gene_names(inp.var, gene_symbols)
@@ -268,7 +274,9 @@ def ccc(
 
     expression = _expression(values, types, symbols[genes], chunk_size, progress)
     del values
-    activity, act_params = _activity(sums, types, symbols, signature if named else sig, options)
+    activity, act_params = _activity(
+        sums, types, symbols, signature if named else sig, options, engine_backend
+    )
     links = _links(expression, activity, types.tested_names, cutoffs)
 
     params = {
@@ -465,7 +473,7 @@ def _expression(
 
 
 def _activity(
-    sums: np.ndarray, types: _CellTypes, symbols: pd.Index, signature, options: InferenceParams
+    sums: np.ndarray, types: _CellTypes, symbols: pd.Index, signature, options: InferenceParams, backend: str
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Step 2: activity of the pseudo-bulk differences (cell types x proteins, with BH ``padj``)."""
     tested = types.tested
@@ -491,6 +499,7 @@ def _activity(
         group_signatures=options.group_signatures,
         group_cor=options.group_cor,
         lambda_=options.lambda_,
+        backend=backend,
     )
     activity = {k: getattr(act, k).T.copy() for k in res.STATS}  # types x proteins
     padj = np.vstack([_ccc.p_adjust_bh(activity["pvalue"].to_numpy()[i]) for i in range(len(names))])
