@@ -355,3 +355,83 @@ def test_matches_baseline(name, tmp_path):
     assert expected.exists(), f"no baseline {expected}; create it with SECACT_UPDATE_BASELINES=1"
     diff = compare_images(str(expected), str(actual), tol=TOL)
     assert diff is None, diff
+
+
+# ----------------------------------------------------------------------------------------------
+# tl.ccc_spatial results: the same four plots, labels naming SecAct R's scST measure
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def spatial_ccc():
+    """``tl.ccc_spatial`` on the simulated tissue (planted IFNG, TGFB1 and IL6 niches)."""
+    tissue = secact.datasets.simulate_spatial(1600, seed=0)
+    secact.tl.activity(
+        tissue, "CytoSig", flavor="spatial", method="analytic", stats=["zscore"], progress=False
+    )
+    secact.tl.ccc_spatial(tissue, "cell_type", radius=15, ratio_cutoff=0.1)
+    return tissue
+
+
+SPATIAL_KEY = "secact_ccc_spatial"
+SPATIAL_MEASURE = "neighbour pairs: sender expr. \u00d7 receiver z"
+SC_MEASURE = "sender logFC \u00d7 receiver z"
+
+
+def _labels(fig) -> str:
+    """Every text of a figure: titles, axis and colour-bar labels, legend titles."""
+    texts = [t.get_text() for t in fig.findobj(plt.Text)]
+    for ax in fig.axes:
+        texts += [ax.get_xlabel(), ax.get_ylabel(), ax.get_title()]
+        if ax.get_legend() is not None:
+            texts.append(ax.get_legend().get_title().get_text())
+    return "\n".join(texts)
+
+
+def test_get_ccc_reads_ccc_spatial_links(spatial_ccc, tmp_path):
+    links = secact.get.ccc(spatial_ccc, SPATIAL_KEY)
+    stored = spatial_ccc.uns[SPATIAL_KEY]["links"]
+    assert len(links) == len(stored) > 0
+    assert links["pvalue"].is_monotonic_increasing
+    triples = links[["sender", "secreted_protein", "receiver"]].astype(str)
+    assert ("T_cell", "IFNG", "tumor") in set(triples.itertuples(index=False, name=None))
+    # a file written before the table was named "links" is read too
+    old = spatial_ccc.copy()
+    old.uns[SPATIAL_KEY] = {**old.uns[SPATIAL_KEY]}
+    old.uns[SPATIAL_KEY]["results"] = old.uns[SPATIAL_KEY].pop("links")
+    old.write_h5ad(tmp_path / "old.h5ad")
+    import anndata as ad
+
+    back = secact.get.ccc(ad.read_h5ad(tmp_path / "old.h5ad"), SPATIAL_KEY)
+    pd.testing.assert_frame_equal(back, links, check_dtype=False, check_categorical=False)
+
+
+@pytest.mark.parametrize("name", PLOTS)
+def test_plots_draw_ccc_spatial_results(spatial_ccc, name):
+    links = secact.get.ccc(spatial_ccc, SPATIAL_KEY)
+    kwargs = {"value": "strength"} if name in ("circle", "heatmap") else {}
+    fig = PLOTS[name](spatial_ccc, SPATIAL_KEY, return_fig=True, **kwargs)
+    try:
+        ax = fig.axes[0]
+        labels = _labels(fig)
+        assert SPATIAL_MEASURE in labels.replace("\n", " ") and SC_MEASURE not in labels
+        pairs = links.groupby(["sender", "receiver"], observed=True)["strength"].sum()
+        if name == "circle":
+            assert len(_arrows(ax)) == len(pairs)
+        elif name == "dot":
+            dots = next(c for c in ax.collections if isinstance(c, PathCollection) and len(c.get_offsets()))
+            assert sorted(dots.get_array()) == pytest.approx(sorted(links["strength"]))
+        elif name == "heatmap":
+            m = np.asarray(next(i for i in ax.get_children() if isinstance(i, AxesImage)).get_array())
+            assert np.sort(m[m != 0]) == pytest.approx(np.sort(pairs.to_numpy()))
+        else:  # sankey: every protein node is labelled
+            assert set(links["secreted_protein"].astype(str)) <= {t.get_text() for t in ax.texts}
+    finally:
+        plt.close(fig)
+
+
+def test_tl_ccc_plots_name_their_measure(planted):
+    fig = secact.pl.ccc_heatmap(planted, value="strength", return_fig=True)
+    try:
+        labels = _labels(fig).replace("\n", " ")
+        assert SC_MEASURE in labels and SPATIAL_MEASURE not in labels
+    finally:
+        plt.close(fig)

@@ -6,5 +6,15 @@ from ._activity import activity, activity_df
 from ._ccc import ccc
 from ._differential import de_matrix, differential
 from ._rank import rank_activities
+from ._spatial import patterns, velocity
 
-__all__ = ["activity", "activity_df", "ccc", "de_matrix", "differential", "rank_activities"]
+__all__ = [
+    "activity",
+    "activity_df",
+    "ccc",
+    "de_matrix",
+    "differential",
+    "patterns",
+    "rank_activities",
+    "velocity",
+]

@@ -1,4 +1,5 @@
-"""Plots of cell-cell communication links (``secact.tl.ccc``): circle, dot plot, heatmap, Sankey."""
+"""Plots of cell-cell communication links (``secact.tl.ccc``, ``secact.tl.ccc_spatial``):
+circle, dot plot, heatmap, Sankey."""
 
 from __future__ import annotations
 
@@ -22,10 +23,15 @@ NEEDED = ("sender", "secreted_protein", "receiver", "strength")
 
 doc_links = """\
 data
-    AnnData with results of :func:`secact.tl.ccc` in ``adata.uns[key]``, the results dict
-    of a path input, or a link table as returned by :func:`secact.get.ccc`.
+    AnnData with results of :func:`secact.tl.ccc` or :func:`secact.tl.ccc_spatial` in
+    ``adata.uns[key]`` (for a path input: the AnnData the tool returned), or a link table as
+    returned by :func:`secact.get.ccc`. The axis and legend labels say which ``strength``
+    it is: ``tl.ccc``'s sender log fold change x receiver z-score, or ``tl.ccc_spatial``'s
+    (SecAct R's scST measure) mean product of sender expression and receiver activity over
+    the neighbouring sender-receiver pairs.
 key
-    ``key_added`` of :func:`secact.tl.ccc` (ignored for a table).
+    ``key_added`` of the tool (``"secact_ccc_spatial"`` for :func:`secact.tl.ccc_spatial`;
+    ignored for a table).
 sender, secreted_protein, receiver
     Draw only the links of these senders / proteins / receivers (a name or a list)."""
 
@@ -155,8 +161,25 @@ def _pair_matrix(table: pd.DataFrame, senders: list[str], receivers: list[str], 
     return agg.unstack("receiver").reindex(index=senders, columns=receivers).fillna(0.0)
 
 
-def _value_label(value: str) -> str:
-    return "number of links" if value == "count" else "summed link strength"
+#: What ``strength`` measures, by the tool that made the table (found from its columns).
+MEASURES = {
+    "ccc": "sender logFC \u00d7 receiver z",
+    "ccc_spatial": "neighbour pairs: sender expr. \u00d7 receiver z",
+}
+
+
+def _measure(table: pd.DataFrame) -> str:
+    """Short text of what the table's ``strength`` is: SecAct R's scRNA-seq (``tl.ccc``) or
+    scST (``tl.ccc_spatial``) measure."""
+    if "communicating_pairs" in table.columns or "ratio" in table.columns:
+        return MEASURES["ccc_spatial"]
+    if "sender_logfc" in table.columns:
+        return MEASURES["ccc"]
+    return "link strength"
+
+
+def _value_label(value: str, measure: str) -> str:
+    return "number of links" if value == "count" else f"summed strength\n({measure})"
 
 
 def _fmt(v: float, value: str) -> str:
@@ -213,7 +236,8 @@ def ccc_circle(
     {links}
     value
         ``"count"``: number of links (secreted proteins) per pair; ``"strength"``: summed
-        link strength (sender log fold change x receiver z-score).
+        link strength (``tl.ccc``: sender log fold change x receiver z-score;
+        ``tl.ccc_spatial``: see ``data``).
     {palette}
     max_width
         Width (points) of the widest arrow.
@@ -297,7 +321,7 @@ def ccc_circle(
         for v in steps
     ]
     ax.legend(
-        handles, [_fmt(v, value) for v in steps], title=f"{_value_label(value)}\n(sender \u2192 receiver)",
+        handles, [_fmt(v, value) for v in steps], title=f"{_value_label(value, _measure(table))}\n(sender \u2192 receiver)",
         loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8, title_fontsize=9,
         handlelength=2.2,
     )  # fmt: skip
@@ -328,9 +352,9 @@ def ccc_dot(
 ) -> Axes | Figure | None:
     """Dot plot of links: sender -> receiver pairs (rows) x secreted proteins (columns).
 
-    Colour = link strength (sender log fold change x receiver z-score), dot area = -log10
-    of the link's adjusted p-value (linear from ``dot_min`` to ``dot_max``); an empty place
-    means no link.
+    Colour = link strength (``tl.ccc``: sender log fold change x receiver z-score;
+    ``tl.ccc_spatial``: see ``data``), dot area = -log10 of the link's adjusted p-value
+    (linear from ``dot_min`` to ``dot_max``); an empty place means no link.
 
     Parameters
     ----------
@@ -407,7 +431,7 @@ def ccc_dot(
     ax.grid(color="0.92", linewidth=0.6)
     ax.set_axisbelow(True)
     fig.colorbar(
-        dots, ax=ax, label="link strength\n(sender logFC \u00d7 receiver z)",
+        dots, ax=ax, label=f"link strength\n({_measure(table)})",
         shrink=min(1.0, max(0.5, 5.0 / max(n_rows, 1))), aspect=15,
     )  # fmt: skip
     steps = _nice_steps(s_max, 3)
@@ -451,7 +475,8 @@ def ccc_heatmap(
     {links}
     value
         ``"count"``: number of links (secreted proteins) per pair; ``"strength"``: summed
-        link strength (sender log fold change x receiver z-score).
+        link strength (``tl.ccc``: sender log fold change x receiver z-score;
+        ``tl.ccc_spatial``: see ``data``).
     annotate
         Write the value in every cell with links (cells without any stay blank).
     cmap
@@ -502,7 +527,11 @@ def ccc_heatmap(
                 colour = text_colour(image.cmap(image.norm(v)))
                 ax.text(j, i, _fmt(v, value), ha="center", va="center", fontsize=size, color=colour)
     cbar = fig.colorbar(
-        image, ax=ax, label=_value_label(value), shrink=min(1.0, max(0.5, 4.0 / n)), aspect=15
+        image,
+        ax=ax,
+        label=_value_label(value, _measure(table)),
+        shrink=min(1.0, max(0.5, 4.0 / n)),
+        aspect=15,
     )
     if value == "count":
         from matplotlib.ticker import MaxNLocator
@@ -558,8 +587,8 @@ def ccc_sankey(
 ) -> Axes | Figure | None:
     """Sankey diagram sender -> secreted protein -> receiver, flows proportional to strength.
 
-    Each link adds its strength (sender log fold change x receiver z-score) to a flow from
-    its sender to its protein (coloured by the sender) and from the protein to its receiver
+    Each link adds its strength (``tl.ccc``: sender log fold change x receiver z-score;
+    ``tl.ccc_spatial``: see ``data``) to a flow from its sender to its protein (coloured by the sender) and from the protein to its receiver
     (coloured by the receiver); node heights are the summed strengths through them.
 
     Parameters
@@ -666,7 +695,7 @@ def ccc_sankey(
     for group in texts.values():
         repel(ax, group)
     ax.set_title(
-        f"flows \u221d link strength ({len(table)} links); colour: sender, then receiver",
+        f"flows \u221d strength ({_measure(table)}; {len(table)} links); colour: sender, then receiver",
         fontsize=9,
         loc="center",
         pad=2,

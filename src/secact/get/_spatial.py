@@ -1,0 +1,128 @@
+"""Results of :func:`secact.tl.signaling_patterns` and :func:`secact.tl.signaling_velocity`
+as tidy DataFrames."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from .. import _results as res
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+__all__ = ["patterns", "velocity"]
+
+
+def _checked(adata: AnnData, key: str, kind: str) -> dict:
+    err = res.missing(adata, key, kind)
+    if err is not None:
+        raise err
+    if key not in adata.obsm:
+        msg = f"adata.obsm has no {key!r}: the {res.RESULTS[kind].tool} results are incomplete (uns only)."
+        raise KeyError(msg)
+    return adata.uns[key]
+
+
+def patterns(
+    adata: AnnData,
+    key: str = "secact_patterns",
+    *,
+    level: Literal["cells", "proteins"] = "cells",
+) -> pd.DataFrame:
+    """Signalling patterns of :func:`secact.tl.signaling_patterns`, one row per cell (or
+    protein) and pattern.
+
+    Parameters
+    ----------
+    adata
+        AnnData with the results (``obsm[key]`` and ``uns[key]``): the one the tool wrote
+        to, its ``copy=True`` result, or the AnnData returned for an ``.h5ad`` path.
+    key
+        ``key_added`` of the run.
+    level
+        ``"cells"``: the pattern weights of each cell (R's ``signal.H``); ``"proteins"``: the
+        loadings of the proteins kept by the spatial correlation filter (R's ``weight.W``)
+        with that filter's ``r`` and ``padj``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``level="cells"``: columns ``observation``, ``pattern``, ``weight`` and ``dominant``
+        (whether the pattern is the cell's largest, the cluster used for the silhouette), cells
+        in ``obs`` order, patterns ``"1"`` ... ``"k"`` within each cell.
+        ``level="proteins"``: columns ``protein``, ``pattern``, ``loading``, ``r``, ``padj``,
+        by pattern and, within each, by ``loading`` descending (the proteins that make the
+        pattern first).
+    """
+    entry = _checked(adata, key, "patterns")
+    if level == "cells":
+        w = adata.obsm[key]
+        w = w if isinstance(w, pd.DataFrame) else pd.DataFrame(np.asarray(w), index=adata.obs_names)
+        names = [str(c) for c in w.columns]
+        values = res.dense(w)
+        n_obs, k = values.shape
+        top = np.argmax(values, axis=1) if k else np.zeros(n_obs, dtype=np.int64)
+        return pd.DataFrame(
+            {
+                "observation": pd.Categorical(
+                    np.repeat(w.index.astype(str), k), categories=w.index.astype(str)
+                ),
+                "pattern": pd.Categorical(np.tile(names, n_obs), categories=names),
+                "weight": values.reshape(-1),
+                "dominant": (np.arange(k)[None, :] == top[:, None]).reshape(-1),
+            }
+        )
+    if level == "proteins":
+        loadings: pd.DataFrame = entry["loadings"]
+        corr: pd.DataFrame = entry["spatial_correlation"]
+        names = [str(c) for c in loadings.columns]
+        long = (
+            loadings.rename_axis(index="protein", columns="pattern").stack().rename("loading").reset_index()
+        )
+        long["protein"] = long["protein"].astype(str)
+        long["pattern"] = pd.Categorical(long["pattern"].astype(str), categories=names)
+        corr = corr.set_axis(corr.index.astype(str), axis=0)
+        long["r"] = corr["r"].reindex(long["protein"]).to_numpy()
+        long["padj"] = corr["padj"].reindex(long["protein"]).to_numpy()
+        long = long.sort_values(["pattern", "loading"], ascending=[True, False], kind="stable")
+        return long.reset_index(drop=True)
+    msg = f"level must be 'cells' or 'proteins', got {level!r}."
+    raise ValueError(msg)
+
+
+def velocity(adata: AnnData, key: str = "secact_velocity") -> pd.DataFrame:
+    """Signalling vectors of :func:`secact.tl.signaling_velocity`, one row per cell.
+
+    Parameters
+    ----------
+    adata
+        AnnData with the results (``obsm[key]`` and ``uns[key]``): the one the tool wrote
+        to, its ``copy=True`` result, or the AnnData returned for an ``.h5ad`` path.
+    key
+        ``key_added`` of the run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``observation``, ``protein``, ``mode`` (of the run), ``x``, ``y`` (the cell's
+        coordinates, from ``obsm[spatial_key]`` of the run, when ``adata`` has them), ``dx``,
+        ``dy`` (the vector) and ``length`` (its norm, the cell's total flow); cells in
+        ``obs`` order.
+    """
+    entry = _checked(adata, key, "velocity")
+    vec = res.dense(adata.obsm[key])
+    cols: dict[str, object] = {
+        "observation": adata.obs_names.astype(str),
+        "protein": str(entry["protein"]),
+        "mode": str(entry["mode"]),
+    }
+    spatial_key = str(entry.get("params", {}).get("spatial_key", "spatial"))
+    if spatial_key in adata.obsm:
+        xy = res.dense(adata.obsm[spatial_key])
+        cols["x"], cols["y"] = xy[:, 0], xy[:, 1]
+    cols["dx"], cols["dy"] = vec[:, 0], vec[:, 1]
+    cols["length"] = np.hypot(vec[:, 0], vec[:, 1])
+    return pd.DataFrame(cols)
