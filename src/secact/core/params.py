@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._errors import ParamError
 from .permutations import RNGS
 
 __all__ = ["InferenceParams", "Method"]
@@ -50,10 +51,10 @@ class InferenceParams:
             raise ValueError(msg)
         if self.method == "permutation" and self.n_permutations < 2:
             msg = (
-                f"n_permutations={self.n_permutations}: a standard error needs at least 2 permutations "
-                "(SecAct uses 1000); or use method='analytic'."
+                "{n_permutations=}: a standard error needs at least 2 permutations (SecAct uses 1000); "
+                "or use {method='analytic'}."
             )
-            raise ValueError(msg)
+            raise ParamError(msg, n_permutations=self.n_permutations)
         if self.rng not in RNGS:
             msg = f"rng must be one of {list(RNGS)}, got {self.rng!r}."
             raise ValueError(msg)

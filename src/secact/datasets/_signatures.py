@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,7 +24,7 @@ import pandas as pd
 
 from .._logging import hint, logger, quiet
 
-__all__ = ["SIGNATURES", "SignatureSpec", "data_dir", "signature"]
+__all__ = ["SIGNATURES", "SignatureSpec", "data_dir", "install", "signature"]
 
 
 def _install_hint(spec) -> str:
@@ -104,7 +105,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fetch(spec: SignatureSpec) -> Path:
+def _fetch(spec: SignatureSpec, *, progress: bool = False) -> Path:
     """Path of a verified copy of a downloadable signature, downloading it if needed."""
     folder = data_dir()
     target = folder / spec.filename
@@ -121,18 +122,78 @@ def _fetch(spec: SignatureSpec) -> Path:
                     known_hash=f"sha256:{spec.sha256}",
                     fname=spec.filename,
                     path=folder,
-                    progressbar=False,
+                    progressbar=progress,
                 )
             )
     except Exception as err:  # network errors come in many types (requests, OSError, ...)
+        cause = err.__cause__ if err.__cause__ is not None else err
         msg = (
-            f"The {spec.name} signature file {spec.filename!r} (sha256 {spec.sha256}) is not in "
-            f"{folder} and could not be downloaded from {spec.url} ({type(err).__name__}: {err}). "
-            f"Offline: {_install_hint(spec)}."
+            f"could not download the {spec.name} signature from {spec.url} into {folder} "
+            f"({type(cause).__name__}). Offline: {_install_hint(spec)}."
         )
         raise OSError(msg) from err
     logger.info("%s signature downloaded and verified (sha256 %s...)", spec.name, spec.sha256[:12])
     return path
+
+
+def install(name: str = "SecAct", source: str | os.PathLike | None = None, *, progress: bool = False) -> Path:
+    """Put a downloadable signature into the data folder (:func:`data_dir`), verified by its
+    sha256, so that secact works offline afterwards.
+
+    Parameters
+    ----------
+    name
+        A downloadable signature of :data:`SIGNATURES` (``"SecAct"``).
+    source
+        A copy of the file to install instead of downloading it (its sha256 is checked).
+    progress
+        Show a progress bar while downloading.
+
+    Returns
+    -------
+    pathlib.Path
+        The signature file in the data folder.
+    """
+    from .._errors import ParamError, param_error
+    from ..io._atomic import atomic_path
+
+    spec = SIGNATURES.get(name)
+    if spec is None or spec.packaged:
+        downloadable = [k for k, v in SIGNATURES.items() if not v.packaged]
+        raise ParamError(
+            "{name=} is not a downloadable signature; those are {known}.", name=name, known=downloadable
+        )
+    folder = data_dir()
+    target = folder / spec.filename
+    if source is not None:
+        if not Path(source).is_file():
+            raise param_error(FileNotFoundError, "{source=} is not a file.", source=os.fspath(source))
+        digest = _sha256(Path(source))
+        if digest != spec.sha256:
+            msg = "{source=} has sha256 {digest:.16}..., not the pinned {spec.name} signature ({spec.sha256:.16}...)"
+            raise ParamError(
+                msg + "; use the file at {spec.url}", source=os.fspath(source), digest=digest, spec=spec
+            )
+        if target.exists() and _sha256(target) == spec.sha256:
+            return target
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+        except OSError as err:
+            msg = f"cannot write {os.fspath(target)!r} ({err.strerror or err}); set SECACT_DATA_DIR to a writable folder."
+            raise OSError(msg) from err
+        logger.info("installed %s as %s (sha256 verified)", os.fspath(source), target)
+        return target
+    if target.exists():
+        if _sha256(target) != spec.sha256:
+            msg = (
+                f"{os.fspath(target)!r} is not the pinned {spec.name} signature (sha256 differs); delete "
+                f"it and run again, or {_install_hint(spec)}."
+            )
+            raise ValueError(msg)
+        return target
+    return _fetch(spec, progress=progress)
 
 
 def _parsed_path(spec: SignatureSpec, folder: Path) -> Path:
@@ -177,18 +238,18 @@ def _load_downloaded(spec: SignatureSpec) -> pd.DataFrame:
         raise ValueError(msg)
     logger.info("parsing %s once; a binary copy is kept at %s", path, parsed)
     frame = _read_table(path)
-    tmp = parsed.with_suffix(f".{os.getpid()}.tmp.npz")
+    from ..io._atomic import atomic_path
+
     try:
-        np.savez(
-            tmp,
-            values=frame.to_numpy(dtype=np.float64),
-            genes=frame.index.to_numpy(dtype=str),
-            proteins=frame.columns.to_numpy(dtype=str),
-        )
-        os.replace(tmp, parsed)
+        with atomic_path(parsed) as tmp:
+            np.savez(
+                tmp,
+                values=frame.to_numpy(dtype=np.float64),
+                genes=frame.index.to_numpy(dtype=str),
+                proteins=frame.columns.to_numpy(dtype=str),
+            )
     except OSError as err:  # a read-only cache is not fatal, only slower next time
         logger.warning("could not keep a parsed copy of %s (%s)", path, err)
-        tmp.unlink(missing_ok=True)
     return frame
 
 

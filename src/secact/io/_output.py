@@ -19,6 +19,8 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from .._errors import ParamError, param_error
+
 __all__ = ["check_output", "clean_stale", "partial_files", "pid_alive"]
 
 #: free space asked for beyond the estimate (HDF5 metadata, obs annotations)
@@ -65,45 +67,43 @@ def check_output(
     path = Path(os.path.expanduser(os.fspath(out))).absolute()
     for src in reads:
         if src is not None and _same_file(path, Path(os.path.expanduser(os.fspath(src)))):
-            msg = (
-                f"out={os.fspath(out)!r} is the input file {os.fspath(src)!r}: writing results there "
-                "would destroy the data. Choose another path for out."
-            )
-            raise ValueError(msg)
+            msg = "{out=} is the input file {src!r}: writing results there would destroy the data. Choose another path."
+            raise ParamError(msg, out=os.fspath(out), src=os.fspath(src))
     if path.is_dir():
-        msg = f"out={os.fspath(out)!r} is a directory; give a file path such as {os.fspath(path / 'results.h5ad')!r}."
-        raise IsADirectoryError(msg)
+        msg = "{out=} is a directory; give a file path such as {example!r}."
+        example = os.fspath(path / "results.h5ad")
+        raise param_error(IsADirectoryError, msg, out=os.fspath(out), example=example)
     if path.exists() and not overwrite:
-        msg = (
-            f"out={os.fspath(out)!r} exists; pass overwrite=True to replace it "
-            "(it stays intact until the new file is complete)."
-        )
-        raise FileExistsError(msg)
+        msg = "{out=} exists; pass {overwrite=True} to replace it"
+        msg += " (it stays intact until the new file is complete)."
+        raise param_error(FileExistsError, msg, out=os.fspath(out))
     folder = path.parent
     if not folder.is_dir():
-        msg = f"the folder of out={os.fspath(out)!r} does not exist: {os.fspath(folder)!r}; create it first."
-        raise FileNotFoundError(msg)
+        msg = "the folder of {out=} does not exist: {folder!r}; create it first."
+        raise param_error(FileNotFoundError, msg, out=os.fspath(out), folder=os.fspath(folder))
     if not os.access(folder, os.W_OK | os.X_OK):
-        msg = f"the folder of out={os.fspath(out)!r} is not writable: {os.fspath(folder)!r}."
-        raise PermissionError(msg)
+        msg = "the folder of {out=} is not writable: {folder!r}."
+        raise param_error(PermissionError, msg, out=os.fspath(out), folder=os.fspath(folder))
     if nbytes and not resume:
         limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
         if limit != resource.RLIM_INFINITY and limit < int(nbytes * MARGIN):
             msg = (
-                f"out={os.fspath(out)!r} would be about {nbytes * MARGIN / _MiB:,.0f} MiB, over this "
-                f"process's file size limit of {limit / _MiB:,.0f} MiB (ulimit -f). Raise the limit, or "
-                "keep fewer statistics (stats=) in float32 (dtype=)."
+                "{out=} would be about {mib:,.0f} MiB, over this process's file size limit of "
+                "{limit:,.0f} MiB (ulimit -f). Raise the limit, or keep fewer statistics ({stats=...}) "
+                "in float32 ({dtype='float32'})."
             )
-            raise OSError(msg)
+            values = {"mib": nbytes * MARGIN / _MiB, "limit": limit / _MiB}
+            raise param_error(OSError, msg, out=os.fspath(out), **values)
         free = shutil.disk_usage(folder).free
         need = int(nbytes * MARGIN)
         if free < need:
             msg = (
-                f"not enough free space for out={os.fspath(out)!r}: the results need about "
-                f"{need / _MiB:,.0f} MiB, {os.fspath(folder)!r} has {free / _MiB:,.0f} MiB free. "
-                "Free space, write elsewhere, or keep fewer statistics (stats=) in float32 (dtype=)."
+                "not enough free space for {out=}: the results need about {need:,.0f} MiB, {folder!r} "
+                "has {free:,.0f} MiB free. Free space, write elsewhere, or keep fewer statistics "
+                "({stats=...}) in float32 ({dtype='float32'})."
             )
-            raise OSError(msg)
+            values = {"need": need / _MiB, "free": free / _MiB, "folder": os.fspath(folder)}
+            raise param_error(OSError, msg, out=os.fspath(out), **values)
     return path
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import pandas as pd
 
+from .._errors import ParamError
 from ._blocks import BlockSource
 from ._sources import matrix_source
 
@@ -174,8 +175,8 @@ def _ad_io():
 def _element(f: h5py.File, where: str, layer: str | None, use_raw: bool):
     if use_raw:
         if "raw" not in f:
-            msg = f"use_raw=True but {where} has no raw (adata.raw is None); pass use_raw=False or a layer."
-            raise ValueError(msg)
+            msg = "{use_raw=True} but {where} has no raw (adata.raw is None)"
+            raise ParamError(msg + "; pass {use_raw=False} or a layer.", where=where)
         elem = f["raw/X"]
     elif layer is not None:
         have = list(f["layers"].keys()) if "layers" in f else []
@@ -185,16 +186,15 @@ def _element(f: h5py.File, where: str, layer: str | None, use_raw: bool):
         elem = f["layers"][layer]
     else:
         if "X" not in f:
-            msg = f"{where} has no X; pass layer=... with the expression values."
-            raise ValueError(msg)
+            msg = "{where} has no X; pass {layer=...} with the expression values."
+            raise ParamError(msg, where=where)
         elem = f["X"]
     return _ad_io().sparse_dataset(elem) if isinstance(elem, h5py.Group) else elem
 
 
 def _check_choice(layer: str | None, use_raw: bool | None) -> None:
     if layer is not None and use_raw:
-        msg = "use either layer=... or use_raw=True, not both."
-        raise ValueError(msg)
+        raise ParamError("use either {layer=...} or {use_raw=True}, not both.")
 
 
 def _resolve_path(path: Path, layer: str | None, use_raw: bool | None) -> Resolved:
@@ -229,8 +229,7 @@ def _resolve_anndata(adata: AnnData, layer: str | None, use_raw: bool | None) ->
     f = None
     if use_raw:
         if root.raw is None:
-            msg = "use_raw=True but adata.raw is None; pass layer=... or put the values in X."
-            raise ValueError(msg)
+            raise ParamError("{use_raw=True} but adata.raw is None; pass {layer=...} or put the values in X.")
         cols = None  # raw keeps all of its genes in views
         var = root.raw.var
         if root.isbacked:  # adata.raw.X of a backed object would be read whole
@@ -246,8 +245,7 @@ def _resolve_anndata(adata: AnnData, layer: str | None, use_raw: bool | None) ->
     else:
         matrix, var = root.X, adata.var
         if matrix is None:
-            msg = "adata.X is None; pass layer=... with the expression values."
-            raise ValueError(msg)
+            raise ParamError("adata.X is None; pass {layer=...} with the expression values.")
     obs = adata.obs
     return Resolved(
         matrix, obs, var, layer, bool(use_raw), adata=adata, path=path, rows=rows, cols=cols, _file=f

@@ -196,8 +196,8 @@ def activity(
     spatial = flavor == "spatial"
     check_spatial(spatial, groupby, input, control, reference)
     if resume and (out is None or groupby is not None):
-        msg = "{resume=True} continues a cell-level run to a sidecar: it needs {out=...} and no {groupby=...}."
-        raise ParamError(msg)
+        msg = "{resume=True} continues a cell-level run to a sidecar: it needs {out=...}"
+        raise ParamError(msg + " and no {groupby=...}.")
     with resolve(adata, layer=layer, use_raw=use_raw) as inp:
         if inp.adata is None and groupby is None and out is None:
             msg = "cell-level results of an .h5ad path need a sidecar: pass out='results.h5ad'."

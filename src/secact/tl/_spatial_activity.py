@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._errors import ParamError
 from .._logging import elapsed, hint, logger
 from ..core import pipeline
 from ..io import resolve
@@ -214,20 +215,20 @@ def check_spatial(spatial: bool, groupby, input, control, reference) -> None:
     if not spatial:
         if control is not None:
             msg = (
-                "control= is the control sample of the spatial pipeline (R's inputProfile_control): "
-                "pass flavor='spatial', or reference= to centre cells on a subset of them."
+                "{control=...} is the control sample of the spatial pipeline (R's inputProfile_control): "
+                "pass {flavor='spatial'}, or {reference=...} to centre cells on a subset of them."
             )
-            raise ValueError(msg)
+            raise ParamError(msg)
         return
     if groupby is not None:
         msg = (
-            "flavor='spatial' is SecAct R's per-spot pipeline and has no groupby; for activity per "
-            "cell type or region use flavor='single-cell' with groupby=."
+            "{flavor='spatial'} is SecAct R's per-spot pipeline and has no {groupby=...}; for activity "
+            "per cell type or region use {flavor='single-cell'} with {groupby=...}."
         )
-        raise ValueError(msg)
+        raise ParamError(msg)
     if input != "counts":
-        msg = f"flavor='spatial' starts from raw counts (input='counts'), got input={input!r}."
-        raise ValueError(msg)
+        msg = "{flavor='spatial'} starts from raw counts ({input='counts'}), got {input=}."
+        raise ParamError(msg, input=input)
     if control is not None and reference is not None:
-        msg = "pass either control= (a control sample) or reference= (spots to centre on), not both."
-        raise ValueError(msg)
+        msg = "pass either {control=...} (a control sample) or {reference=...} (spots to centre on)"
+        raise ParamError(msg + ", not both.")
