@@ -124,3 +124,14 @@ layer, use_raw, gene_symbols
     layer is given).
 spatial_key
     ``obsm`` key of the coordinates."""
+
+
+#: The shared texts of ``tl.activity``'s docstring.
+activity_docs = {
+    "signature": doc_signature,
+    "inference": doc_inference,
+    "input": doc_input,
+    "storage": doc_storage,
+    "run": doc_run,
+    "stored": doc_stored,
+}

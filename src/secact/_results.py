@@ -420,7 +420,7 @@ class Target:
         return self.adata is None and self.obs is not None
 
 
-def target(data: Any, *, copy: bool, sidecar: bool | None = None) -> Target:
+def target(data: Any, *, copy: bool, sidecar: bool | None = None, obs: pd.DataFrame | None = None) -> Target:
     """Pick the object that receives results; errors before anything is computed.
 
     Parameters
@@ -434,10 +434,18 @@ def target(data: Any, *, copy: bool, sidecar: bool | None = None) -> Target:
         ``None``: the tool writes no sidecar. ``True``: results go to a sidecar file
         (cell-level ``tl.activity`` with ``out=``), so a view of a backed AnnData is accepted
         (nothing is stored in it); ``False``: they could (the error says so).
+    obs
+        The observations of an ``.h5ad`` path given as such (a tool that reads it through
+        :mod:`secact.get` rather than :func:`secact.io.resolve`).
     """
+    import os
+
     from anndata import AnnData
 
-    adata = data if isinstance(data, AnnData) else data.adata
+    if isinstance(data, str | os.PathLike):
+        adata = None
+    else:
+        adata = data if isinstance(data, AnnData) else data.adata
     if adata is None:
         if copy:
             msg = (
@@ -445,7 +453,10 @@ def target(data: Any, *, copy: bool, sidecar: bool | None = None) -> Target:
                 "returned in a new AnnData)."
             )
             raise ValueError(msg)
-        return Target(None, obs=data.obs.copy(), returned=True)
+        found = obs if obs is not None else getattr(data, "obs", None)
+        if found is None:
+            raise ValueError("the observations of a path input are needed (obs=).")
+        return Target(None, obs=found.copy(), returned=True)
     if copy:
         if adata.isbacked:
             msg = (

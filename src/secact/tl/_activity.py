@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from .. import _results as res
-from .._docs import doc_inference, doc_input, doc_params, doc_run, doc_signature, doc_storage
+from .._docs import activity_docs, doc_params
 from .._errors import ParamError
 from .._logging import elapsed, logger
 from .._settings import settings
 from ..core import pipeline
-from ..core.params import InferenceParams
 from ..core.backend import resolve_backend
+from ..core.params import InferenceParams
 from ..core.plan import make_plan
 from ..datasets._signatures import SIGNATURES, _signature
 from ..io import check_output, resolve
@@ -40,9 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["activity"]
 
 
-@doc_params(
-    signature=doc_signature, inference=doc_inference, input=doc_input, storage=doc_storage, run=doc_run
-)
+@doc_params(**activity_docs)
 def activity(
     adata: AnnData | str | os.PathLike,
     signature: str | os.PathLike | pd.DataFrame = "SecAct",
@@ -169,13 +167,14 @@ def activity(
     Returns
     -------
     anndata.AnnData or None
-        Where results go is the same for every tool (:mod:`secact._results`): ``None``
-        (results stored in ``adata``, or in the sidecar ``out`` for a view of a backed
-        AnnData), a copy of ``adata`` with ``copy=True``, or for a path input a new AnnData
-        of the file's cells holding ``uns[key_added]["cells"]`` (the values are in ``out``;
-        :func:`secact.get.activity` reads them). With ``groupby`` a path input returns the
-        groups x proteins AnnData (``X`` = zscore, layers ``beta``, ``se``, ``pvalue``,
-        ``obs["n_cells"]``, ``uns[key_added]["groups"]``), as written to ``out``.
+        {stored}
+
+        Per cell, a path input's new AnnData holds ``uns[key_added]["cells"]`` (the values
+        are in ``out``; :func:`secact.get.activity` reads them); a view of a backed AnnData
+        with ``out=`` returns ``None`` (everything is in the sidecar). With ``groupby`` a
+        path input returns the groups x proteins AnnData (``X`` = zscore, layers ``beta``,
+        ``se``, ``pvalue``, ``obs["n_cells"]``, ``uns[key_added]["groups"]``), as written
+        to ``out``.
 
         Stored (see :mod:`secact._results`): per cell
         ``adata.obsm[f"{{key_added}}_{{stat}}"]`` (cells x proteins) and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -35,7 +36,7 @@ RANK_COLUMNS = (
 
 @doc_params(stored=doc_stored)
 def rank_activities(
-    adata: AnnData,
+    adata: AnnData | str | os.PathLike,
     groupby: str,
     *,
     key: str = "secact",
@@ -59,7 +60,7 @@ def rank_activities(
     ----------
     adata
         AnnData with cell-level results of :func:`secact.tl.activity` (in ``obsm`` or a
-        sidecar, see :func:`secact.get.activity`) and ``obs[groupby]``.
+        sidecar, see :func:`secact.get.activity`) and ``obs[groupby]``, or its ``.h5ad`` path.
     groupby
         Column of ``obs`` with the cell groups. Cells with a missing label are left out.
     key
@@ -104,8 +105,8 @@ def rank_activities(
         msg = f"stat must be 'zscore' or 'beta', got {stat!r}."
         raise ValueError(msg)
     check_key(key_added)
-    dest = _res.target(adata, copy=copy)
     act = activity(adata, key, stat=stat, level="cells")
+    dest = _res.target(adata, copy=copy, obs=act.obs)
     if groupby not in act.obs.columns:
         msg = f"groupby={groupby!r} is not a column of obs; columns: {list(act.obs.columns)}."
         raise KeyError(msg)
