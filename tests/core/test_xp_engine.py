@@ -194,20 +194,21 @@ def test_engine_stays_within_its_budget_on_numpy(problem):
 
 
 class _Tight:
-    """A namespace whose batched products fail beyond ``limit`` permutations (a device OOM)."""
+    """A namespace whose permutation products fail beyond ``limit`` permutations (a device OOM)."""
 
     __name__ = "tight"
 
-    def __init__(self, xp, limit):
-        self._xp, self._limit, self.calls = xp, limit, []
+    def __init__(self, xp, limit, p):
+        self._xp, self._limit, self._p, self.calls = xp, limit, p, []
 
     def __getattr__(self, name):
         return getattr(self._xp, name)
 
     def matmul(self, a, b):
-        if b.ndim == 3:
-            self.calls.append(b.shape[0])
-            if b.shape[0] > self._limit:
+        k = b.shape[1] // self._p  # permutations side by side (1 for the observed beta)
+        if k > 1:
+            self.calls.append(k)
+            if k > self._limit:
                 raise MemoryError("out of device memory (test)")
         return self._xp.matmul(a, b)
 
@@ -216,12 +217,12 @@ def test_out_of_memory_halves_k_and_retries(problem):
     model, values, offset = problem
     table = permutation_table(model.n_genes, 40)
     ref = _quiet(lambda: Engine(model, table=table, offset=offset, layout="dense").run(values))
-    tight = _Tight(xps, limit=6)
+    tight = _Tight(xps, limit=6, p=model.n_proteins)
     dev = ArrayDevice(tight, xps.Device("device1"), host=xps.Device("CPU_DEVICE"))
     xe = XpEngine(model, table=table, offset=offset, device=dev)
     got = _quiet(lambda: xe.run(values))
     _assert_same(got, ref)
-    assert tight.calls[0] == 40 and max(c for c in tight.calls if c <= 6) == 5  # 40 -> 20 -> 10 -> 5
+    assert tight.calls[:4] == [40, 20, 10, 5] and set(tight.calls[4:]) == {5}  # halved until it fits
     assert xe.last_sizes == (values.shape[0], 5)
 
 

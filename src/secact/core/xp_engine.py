@@ -14,10 +14,10 @@ of the `array API standard <https://data-apis.org/array-api/>`_ on the namespace
 How a block runs (``m`` samples x ``n`` overlap genes, ``p`` signature columns, ``B``
 permutations): the block goes to the device dense (sparse blocks are densified there, one
 block at a time), is centred and scaled per sample, and ``beta = z @ Tt``. With permutations,
-``beta_b = z[:, perm_b] @ Tt = z @ Tt[inv_b]`` where ``inv_b`` inverts ``perm_b``: the inverse
-table lives on the device once per run, the permuted copies of ``Tt`` for ``k`` permutations
-are gathered with one ``take`` and multiplied in one batched product (``k x m x p``), and the
-moments are folded permutation by permutation in table order (the CPU engine's order).
+``beta_b = z[:, perm_b] @ Tt = z @ Tt[inv_b]`` where ``inv_b`` inverts ``perm_b``: the
+transposed inverse table (genes x permutations) lives on the device once per run, the permuted
+copies of ``Tt`` for ``k`` permutations are gathered side by side with one ``take`` (``n x
+k*p``) and multiplied in one GEMM (``m x k*p``), and the moments are folded permutation by permutation in table order (the CPU engine's order).
 
 Memory: a part of ``m`` rows with ``k`` permutations at a time holds about
 ``8 * (2*m*n + k*p*(n + 2*m) + 12*m*p) + 12*nnz`` bytes besides the run's constants (``Tt`` and the
@@ -50,7 +50,7 @@ def part_bytes(m: int, n: int, p: int, k: int, nnz: int = 0, itemsize: int = 8) 
     """Device bytes of one part of ``m`` rows with ``k`` permutations in flight (a bound).
 
     ``2*m*n`` (the dense block and its centred copy, float64) + ``k*p*(n + 2*m)`` (the gathered
-    ``Tt`` copies, their products and one temporary of the batched product, in the product
+    ``Tt`` copies, their products and one temporary of the product, in the product
     precision) + ``12*m*p`` (observed beta, ``|beta|``, three moments, the NaN fill, the fold's
     temporaries and the four results, float64) + ``12*nnz`` (a sparse block's values and
     indices before densification).
@@ -229,7 +229,10 @@ class XpEngine:
             if self.offset is not None:
                 found["offset"] = dev.put(self.offset.reshape(1, -1))
             if self.method == "permutation":
-                found["inv"] = dev.put(inverse_permutation_table(self.table).astype(np.int32))
+                # transposed (genes x permutations): a chunk's columns, read row by row, gather
+                # the permuted copies of Tt side by side for one plain GEMM
+                inv = inverse_permutation_table(self.table).astype(np.int32)
+                found["inv_t"] = dev.put(np.ascontiguousarray(inv.T))
             self._consts[dev.key] = found
         return found
 
@@ -320,8 +323,8 @@ class XpEngine:
         xp = self.device.xp
         n = z.shape[1]
         p = beta.shape[1]
-        inv = const["inv"]
-        n_perm = inv.shape[0]
+        inv_t = const["inv_t"]
+        n_perm = inv_t.shape[1]
         tt = const["Tt_products"]
         zc = z if self.dtype == "float64" else xp.astype(z, tt.dtype)
         absb = xp.abs(beta)
@@ -329,14 +332,15 @@ class XpEngine:
         s2 = xp.zeros_like(beta)
         cnt = xp.zeros_like(beta)
         for start in range(0, n_perm, k):
-            idx = inv[start : min(start + k, n_perm), :]
-            kk = idx.shape[0]
-            # permuted copies of Tt: row h of copy b is Tt[inv_b[h]] (beta_b = z @ Tt[inv_b])
-            copies = xp.reshape(xp.take(tt, xp.reshape(idx, (-1,)), axis=0), (kk, n, p))
-            products = xp.matmul(zc, copies)  # kk x m x p: one batched product
+            idx = inv_t[:, start : min(start + k, n_perm)]  # genes x kk
+            kk = idx.shape[1]
+            # permuted copies of Tt side by side: row h holds Tt[inv_b[h]] for each b of the
+            # chunk (beta_b = z @ Tt[inv_b]), so one GEMM gives all kk permutations
+            copies = xp.reshape(xp.take(tt, xp.reshape(idx, (-1,)), axis=0), (n, kk * p))
+            products = xp.matmul(zc, copies)  # m x (kk * p)
             del copies
             for i in range(kk):  # fold in table order
-                x = products[i, ...]
+                x = products[:, i * p : (i + 1) * p]
                 if x.dtype != s1.dtype:
                     x = xp.astype(x, s1.dtype)
                 s1 = s1 + x
