@@ -329,3 +329,12 @@ def test_gpu_backend_equals_cpu_in_tl_ccc(stand_in_gpu):
     np.testing.assert_array_equal(dev["activity"]["pvalue"], cpu["activity"]["pvalue"])
     assert len(cpu["links"]) > 0
     pd.testing.assert_frame_equal(dev["links"], cpu["links"], rtol=1e-10)
+
+
+def test_differential_on_device_data_says_how_to_move_it(cells, monkeypatch):
+    from secact.tl import _differential
+
+    monkeypatch.setattr(_differential, "on_device", lambda x: True)
+    with pytest.raises(ValueError, match=r"rapids_singlecell\.get\.anndata_to_CPU"):
+        secact.tl.differential(cells, "group", reference="control", layer="counts")
+    assert "secact_de" not in cells.uns

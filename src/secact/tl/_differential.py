@@ -16,6 +16,7 @@ from .._docs import doc_params, doc_stored
 from .._logging import elapsed, hint, logger
 from .._results import DE_COLUMNS, check_key, clean_uns
 from ..core import differential as _de
+from ..core.backend import on_device
 from ..core.normalize import integer_valued
 from ..io import resolve
 from ..io._genechunks import GeneChunkReader
@@ -154,6 +155,12 @@ def differential(
         raise ValueError(f"pseudocount must be a positive finite number, got {pseudocount}.")
     check_key(key_added)
     with resolve(adata, layer=layer, use_raw=use_raw) as inp:
+        if on_device(inp.matrix):
+            msg = (
+                "tl.differential runs on the CPU and the expression matrix is on a GPU (CuPy): move it "
+                "first, e.g. rapids_singlecell.get.anndata_to_CPU(adata) (or layer=...), then run it again."
+            )
+            raise ValueError(msg)
         if inp.adata is not None and inp.adata.isbacked and inp.is_view:
             raise ValueError(
                 "backed AnnData views are not supported (they would be read into memory). Pass the full "
