@@ -316,6 +316,40 @@ def test_infer_table_mistakes(tmp_path, capsys, name, content, fragments):
     assert not list(tmp_path.glob("r.*"))
 
 
+def test_infer_backend_cpu_equals_the_default(profile_tsv, tmp_path):
+    path, _ = profile_tsv
+    args = ["infer", os.fspath(path), "-s", "CytoSig", "-n", "20", "-q"]
+    assert run(*args, "-o", os.fspath(tmp_path / "default")).returncode == 0
+    assert run(*args, "--backend", "cpu", "-o", os.fspath(tmp_path / "cpu")).returncode == 0
+    for key in ("beta", "se", "zscore", "pvalue"):
+        default = (tmp_path / f"default.{key}.tsv").read_bytes()
+        assert default == (tmp_path / f"cpu.{key}.tsv").read_bytes()
+
+
+def test_activity_backend_cpu_equals_the_default(sim_h5ad, tmp_path):
+    args = ["activity", os.fspath(sim_h5ad), "-s", "CytoSig", "--method", "analytic", "-q"]
+    default, cpu = tmp_path / "default.h5ad", tmp_path / "cpu.h5ad"
+    assert run(*args, "-o", os.fspath(default)).returncode == 0
+    assert run(*args, "--backend", "cpu", "-o", os.fspath(cpu)).returncode == 0
+    a, b = ad.read_h5ad(default), ad.read_h5ad(cpu)
+    np.testing.assert_array_equal(a.X, b.X)
+    for name in a.layers:
+        np.testing.assert_array_equal(a.layers[name], b.layers[name])
+
+
+@pytest.mark.parametrize("command", ["infer", "activity"])
+def test_backend_gpu_without_cupy_names_the_extra(command, sim_h5ad, profile_tsv, tmp_path):
+    from secact.core import gpu
+
+    if gpu.available():
+        pytest.skip("a GPU backend is available here")
+    src, out = (profile_tsv[0], tmp_path / "r") if command == "infer" else (sim_h5ad, tmp_path / "r.h5ad")
+    proc = run(command, os.fspath(src), "-s", "CytoSig", "-o", os.fspath(out), "--backend", "gpu")
+    assert proc.returncode == 2
+    assert_user_error(proc, "--backend gpu", "pip install 'secact[gpu]'")
+    assert not list(tmp_path.iterdir())
+
+
 # ----------------------------------------------------------------------------------------------
 # differential
 # ----------------------------------------------------------------------------------------------
@@ -341,6 +375,30 @@ def test_differential_writes_the_tidy_table(sim_h5ad, tmp_path):
     np.testing.assert_allclose(table["pvalue"], expected["pvalue"], rtol=1e-12)
     np.testing.assert_allclose(table["log2fc"], expected["log2fc"], rtol=1e-12)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial file left
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    return int(proc.stdout)
+
+
+def test_outputs_replace_partial_files_of_dead_processes(sim_h5ad, profile_tsv, tmp_path):
+    """A killed run leaves its partial file; the next run writing the same output removes it."""
+    pid = _dead_pid()
+    de, groups = tmp_path / "de.tsv.gz", tmp_path / "groups.h5ad"
+    stale = [tmp_path / f".de.tsv.gz.partial-{pid}.tsv.gz", tmp_path / f".groups.h5ad.partial-{pid}.h5ad"]
+    stale.append(tmp_path / f".r.zscore.tsv.partial-{pid}.tsv")
+    for path in stale:
+        path.write_bytes(b"half written")
+    args = ["-s", "CytoSig", "--method", "analytic", "-q"]
+    assert run("differential", os.fspath(sim_h5ad), "-g", "group", "-o", os.fspath(de), "-q").returncode == 0
+    assert run("activity", os.fspath(sim_h5ad), "-g", "group", "-o", os.fspath(groups), *args).returncode == 0
+    assert run("infer", os.fspath(profile_tsv[0]), "-o", os.fspath(tmp_path / "r"), *args).returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert len(pd.read_csv(de, sep="\t")) > 0  # compressed by its suffix
+    assert ad.read_h5ad(groups).n_obs == 4
 
 
 def test_differential_bad_input_is_one_line(sim_h5ad, tmp_path):

@@ -160,6 +160,7 @@ def _inference(args: argparse.Namespace) -> dict:
         "rng": args.rng,
         "seed": args.seed,
         "group_signatures": not args.no_grouping,
+        "backend": args.backend,
     }
 
 
@@ -311,6 +312,13 @@ def _inference_options(group) -> None:
                        help="seed of the generator (default: %(default)s)")
     group.add_argument("--no-grouping", action="store_true", help=(
         "do not merge proteins with near-identical signatures (r > 0.9) before the regression"))
+    _backend_option(group)
+
+
+def _backend_option(group) -> None:
+    group.add_argument("--backend", choices=["auto", "cpu", "gpu"], default="auto", help=(
+        "where inference runs: cpu, or gpu (CUDA; needs pip install 'secact[gpu]'); auto: the CPU "
+        "for data read from files (default: %(default)s)"))
 
 
 def _expression_options(group) -> None:
@@ -452,6 +460,7 @@ def _example_parser(sub) -> None:
                     help="activities shown per group (default: %(default)s)")
     ex.add_argument("--out", default="secact_example.h5ad", metavar="OUT.h5ad",
                     help="result file (default: %(default)s)")
+    _backend_option(ex)
     _verbosity_options(ex)
 # fmt: on
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from fast_array_utils import types
 
+from .._errors import ParamError
 from .._settings import BACKENDS, settings
 from .engine import Engine
 from .ridge import RidgeModel
@@ -27,7 +28,7 @@ Backend = Literal["cpu", "gpu"]
 GPU_EXTRA = "pip install 'secact[gpu]'"
 
 
-class GPUUnavailableError(ValueError):
+class GPUUnavailableError(ParamError):
     """``backend="gpu"`` was asked for where CuPy or a CUDA device is missing."""
 
     param = "backend"

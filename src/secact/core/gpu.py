@@ -27,8 +27,8 @@ def _import_cupy():
     try:
         import cupy
     except ImportError as err:
-        msg = f"backend='gpu' needs CuPy and a CUDA device, and CuPy is not installed: {GPU_EXTRA} (CUDA 12)."
-        raise GPUUnavailableError(msg) from err
+        msg = "{backend='gpu'} needs CuPy and a CUDA device, and CuPy is not installed: {extra} (CUDA 12)."
+        raise GPUUnavailableError(msg, extra=GPU_EXTRA) from err
     return cupy
 
 
@@ -38,11 +38,10 @@ def require():
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as err:  # CUDARuntimeError without a driver, among others
-        msg = f"backend='gpu' found CuPy but no usable CUDA device ({err}); use backend='cpu'."
-        raise GPUUnavailableError(msg) from err
+        msg = "{backend='gpu'} found CuPy but no usable CUDA device ({err}); use {backend='cpu'}."
+        raise GPUUnavailableError(msg, err=err) from err
     if count < 1:
-        msg = "backend='gpu' found CuPy but no CUDA device; use backend='cpu'."
-        raise GPUUnavailableError(msg)
+        raise GPUUnavailableError("{backend='gpu'} found CuPy but no CUDA device; use {backend='cpu'}.")
     return cupy
 
 
