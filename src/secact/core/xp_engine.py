@@ -17,10 +17,12 @@ block at a time), is centred and scaled per sample, and ``beta = z @ Tt``. With 
 ``beta_b = z[:, perm_b] @ Tt = z @ Tt[inv_b]`` where ``inv_b`` inverts ``perm_b``: the
 transposed inverse table (genes x permutations) lives on the device once per run, the permuted
 copies of ``Tt`` for ``k`` permutations are gathered side by side with one ``take`` (``n x
-k*p``) and multiplied in one GEMM (``m x k*p``), and the moments are folded permutation by permutation in table order (the CPU engine's order).
+k*p``) and multiplied in one GEMM (``m x k*p``) — for blocks of fewer samples than signature
+columns (bulk profiles, groups) the permuted copies of ``z`` are gathered instead (``k*m x n``,
+one GEMM with ``Tt``), the cheaper side —, and the moments are folded permutation by permutation in table order (the CPU engine's order).
 
 Memory: a part of ``m`` rows with ``k`` permutations at a time holds about
-``8 * (2*m*n + k*p*(n + 2*m) + 12*m*p) + 12*nnz`` bytes besides the run's constants (``Tt`` and the
+``8 * (2*m*n + k*(n*min(m, p) + 2*m*p) + 12*m*p) + 12*nnz`` bytes besides the run's constants (``Tt`` and the
 inverse table); :func:`choose_sizes` picks the largest ``k`` (then, if needed, fewer rows)
 that fits the device's budget, and a device out-of-memory error halves ``k`` and retries.
 """
@@ -49,13 +51,13 @@ _F8 = 8
 def part_bytes(m: int, n: int, p: int, k: int, nnz: int = 0, itemsize: int = 8) -> int:
     """Device bytes of one part of ``m`` rows with ``k`` permutations in flight (a bound).
 
-    ``2*m*n`` (the dense block and its centred copy, float64) + ``k*p*(n + 2*m)`` (the gathered
-    ``Tt`` copies, their products and one temporary of the product, in the product
-    precision) + ``12*m*p`` (observed beta, ``|beta|``, three moments, the NaN fill, the fold's
+    ``2*m*n`` (the dense block and its centred copy, float64) + ``k*(n*min(m, p) + 2*m*p)``
+    (the gathered permuted copies — of ``Tt`` when ``m >= p``, of ``z`` otherwise —, their
+    products and one temporary of the product, in the product precision) + ``12*m*p`` (observed beta, ``|beta|``, three moments, the NaN fill, the fold's
     temporaries and the four results, float64) + ``12*nnz`` (a sparse block's values and
     indices before densification).
     """
-    return _F8 * (2 * m * n + 12 * m * p) + itemsize * k * p * (n + 2 * m) + 12 * nnz
+    return _F8 * (2 * m * n + 12 * m * p) + itemsize * k * (n * min(m, p) + 2 * m * p) + 12 * nnz
 
 
 def choose_sizes(
@@ -69,13 +71,13 @@ def choose_sizes(
     """
     m = max(int(m), 1)
     n_perm = max(int(n_perm), 1)
-    per_k = itemsize * p * (n + 2 * m)
+    per_k = itemsize * (n * min(m, p) + 2 * m * p)
     rest = budget - part_bytes(m, n, p, 0, nnz, itemsize)
     if rest >= per_k:
         return m, int(min(n_perm, rest // per_k))
     # fewer rows, one permutation at a time; nnz scales with the rows kept
-    per_row = _F8 * (2 * n + 12 * p) + 2 * itemsize * p + 12 * (nnz / m)
-    rows = int((budget - itemsize * p * n) // per_row)
+    per_row = _F8 * (2 * n + 12 * p) + itemsize * (n + 2 * p) + 12 * (nnz / m)  # n*min(rows, p) <= n*rows
+    rows = int(budget // per_row)
     if rows < 1:
         msg = (
             f"one sample with one permutation needs {part_bytes(1, n, p, 1, 0, itemsize) / 2**20:.1f} MiB of "
@@ -233,6 +235,7 @@ class XpEngine:
                 # the permuted copies of Tt side by side for one plain GEMM
                 inv = inverse_permutation_table(self.table).astype(np.int32)
                 found["inv_t"] = dev.put(np.ascontiguousarray(inv.T))
+                found["table"] = dev.put(np.ascontiguousarray(self.table, dtype=np.int32))
             self._consts[dev.key] = found
         return found
 
@@ -323,24 +326,35 @@ class XpEngine:
         xp = self.device.xp
         n = z.shape[1]
         p = beta.shape[1]
-        inv_t = const["inv_t"]
-        n_perm = inv_t.shape[1]
+        n_perm = self.table.shape[0]
         tt = const["Tt_products"]
+        m = z.shape[0]
+        # gather the smaller side: permuted copies of Tt (n x p each) for blocks of many cells,
+        # permuted copies of z (m x n each) for a few samples (bulk profiles, groups)
+        gather_z = m < p
+        order = const["table"] if gather_z else const["inv_t"]
         zc = z if self.dtype == "float64" else xp.astype(z, tt.dtype)
         absb = xp.abs(beta)
         s1 = xp.zeros_like(beta)
         s2 = xp.zeros_like(beta)
         cnt = xp.zeros_like(beta)
         for start in range(0, n_perm, k):
-            idx = inv_t[:, start : min(start + k, n_perm)]  # genes x kk
-            kk = idx.shape[1]
-            # permuted copies of Tt side by side: row h holds Tt[inv_b[h]] for each b of the
-            # chunk (beta_b = z @ Tt[inv_b]), so one GEMM gives all kk permutations
-            copies = xp.reshape(xp.take(tt, xp.reshape(idx, (-1,)), axis=0), (n, kk * p))
-            products = xp.matmul(zc, copies)  # m x (kk * p)
+            stop = min(start + k, n_perm)
+            kk = stop - start
+            if gather_z:
+                # row j*kk + i holds z[j, perm_i] (permutation i of the chunk): one GEMM with Tt
+                idx = xp.reshape(order[start:stop, :], (-1,))
+                copies = xp.reshape(xp.take(zc, idx, axis=1), (m * kk, n))
+                products = xp.reshape(xp.matmul(copies, tt), (m, kk, p))
+            else:
+                # row h holds Tt[inv_b[h]] for each permutation b of the chunk, side by side
+                # (beta_b = z @ Tt[inv_b]): one GEMM gives all kk permutations
+                idx = xp.reshape(order[:, start:stop], (-1,))
+                copies = xp.reshape(xp.take(tt, idx, axis=0), (n, kk * p))
+                products = xp.reshape(xp.matmul(zc, copies), (m, kk, p))
             del copies
             for i in range(kk):  # fold in table order
-                x = products[:, i * p : (i + 1) * p]
+                x = products[:, i, :]
                 if x.dtype != s1.dtype:
                     x = xp.astype(x, s1.dtype)
                 s1 = s1 + x
