@@ -151,3 +151,19 @@ def test_engine_rejects_bad_arguments(small_problem):
         Engine(model, method="analytic", dtype="float16")
     with pytest.raises(ValueError, match="layout"):
         Engine(model, method="analytic", layout="csr")
+
+
+@pytest.mark.parametrize("method", ["permutation", "analytic"])
+def test_sparse_block_ending_with_an_empty_row(small_problem, method):
+    """A block whose last cell stores nothing (a cell without counts at the end of a block)
+    used to fail in the sparse path (``reduceat`` past the end)."""
+    model, values, offset = small_problem
+    block = values[:6].copy()
+    block[5] = 0.0
+    table = permutation_table(model.n_genes, 30) if method == "permutation" else None
+    kw = dict(method=method, table=table, offset=offset)
+    dense = Engine(model, layout="dense", **kw).run(block)
+    sparse = Engine(model, layout="sparse", **kw).run(sp.csr_matrix(block))
+    assert np.isfinite(sparse.zscore).all()  # centred on the offset, an empty cell is not constant
+    for key in ("beta", "se", "zscore", "pvalue"):
+        np.testing.assert_allclose(getattr(sparse, key), getattr(dense, key), rtol=0, atol=1e-10)

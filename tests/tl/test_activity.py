@@ -398,3 +398,22 @@ def test_unused_categories_and_missing_groups(counts, sig):
     res = a.uns["secact"]["groups"]
     assert "unused" not in res["zscore"].index
     assert res["n_cells"].sum() == a.n_obs - 3
+
+
+def test_cell_without_counts_at_the_end_of_a_block():
+    """The last cell of the data (and of its block) has no counts: NaN for it, the others as
+    when it is left out (the sparse engine used to fail on a block ending with an empty row)."""
+    import warnings
+
+    adata = secact.datasets.simulate(150, seed=1)
+    x = adata.X.tolil()
+    x[149, :] = 0
+    adata.X = sp.csr_matrix(x)
+    adata.X.eliminate_zeros()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        secact.tl.activity(adata, "CytoSig", n_permutations=20, batch_size=50)
+    z = adata.obsm["secact_zscore"].to_numpy()
+    assert np.isnan(z[149]).all() and np.isfinite(z[:149]).all()
+    kept = secact.tl.activity(adata[:149].copy(), "CytoSig", n_permutations=20, copy=True)
+    np.testing.assert_allclose(z[:149], kept.obsm["secact_zscore"].to_numpy(), rtol=0, atol=1e-10)

@@ -229,8 +229,10 @@ class Engine:
         indices = a.indices.astype(np.int64, copy=False)
         data = a.data.astype(np.float64, copy=False)
         row_sum = np.asarray(a.sum(axis=1)).ravel()
-        row_sq = np.add.reduceat(data * data, indptr[:-1]) if data.size else np.zeros(m)
-        row_sq[np.diff(indptr) == 0] = 0.0
+        stored = np.diff(indptr) > 0
+        row_sq = np.zeros(m)
+        if data.size:  # over rows with stored values only (an empty last row is out of reduceat's range)
+            row_sq[stored] = np.add.reduceat(data * data, indptr[:-1][stored])
         tt = self.model.Tt
         c = self.model.row_sums
         if self.offset is not None:
@@ -244,7 +246,6 @@ class Engine:
         var = (row_sq - n * mu * mu) / (n - 1)
         sigma = np.sqrt(np.maximum(var, 0.0))
         scale = np.zeros(m)
-        stored = np.diff(indptr) > 0
         if data.size:
             scale[stored] = np.maximum.reduceat(np.abs(data), indptr[:-1][stored])
         _rounding_level(sigma, scale, self.offset)
