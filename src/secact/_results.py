@@ -28,23 +28,21 @@ columns :data:`DE_COLUMNS`.
 Every other tool's entry is listed in :data:`RESULTS` (tool, reader in :mod:`secact.get`,
 default key, the entries of ``uns[key]`` and what ``obsm[key]`` holds):
 
-=========== ============================ ======================= =====================================
-kind        tool                         reader                  ``uns[key]`` (and ``obsm[key]``)
-=========== ============================ ======================= =====================================
-activity    ``tl.activity``              ``get.activity``        ``cells`` / ``groups`` (above)
-differential ``tl.differential``         ``get.differential``    ``results``, ``params``
-rank        ``tl.rank_activities``       ``get.rank_activities`` ``results``, ``params``
-ccc         ``tl.ccc``                   ``get.ccc``             ``links``, ``expression``,
-                                                                 ``activity``, ``cell_types``,
-                                                                 ``params``
-ccc_spatial ``tl.ccc_spatial``           ``get.ccc``             ``links``, ``spatial_correlation``,
-                                                                 ``params``
-patterns    ``tl.signaling_patterns``    ``get.patterns``        ``loadings``, ``spatial_correlation``,
-                                                                 ``k``, ``params`` (``silhouette``);
-                                                                 obsm: cells x k weights
-velocity    ``tl.signaling_velocity``    ``get.velocity``        ``protein``, ``mode``, ``params``;
-                                                                 obsm: cells x 2 vectors
-=========== ============================ ======================= =====================================
+============ ========================= ======================= ==========
+kind         tool                      reader                  ``uns[key]`` (and ``obsm[key]``)
+============ ========================= ======================= ==========
+activity     ``tl.activity``           ``get.activity``        ``cells`` / ``groups`` (above)
+differential ``tl.differential``       ``get.differential``    ``results``, ``params``
+rank         ``tl.rank_activities``    ``get.rank_activities`` ``results``, ``params``
+ccc          ``tl.ccc``                ``get.ccc``             ``links``, ``expression``, ``activity``,
+                                                               ``cell_types``, ``params``
+ccc_spatial  ``tl.ccc_spatial``        ``get.ccc``             ``links``, ``spatial_correlation``, ``params``
+patterns     ``tl.signaling_patterns`` ``get.patterns``        ``loadings``, ``spatial_correlation``, ``k``,
+                                                               ``params`` (``silhouette``); obsm: cells x k
+                                                               weights
+velocity     ``tl.signaling_velocity`` ``get.velocity``        ``protein``, ``mode``, ``params``;
+                                                               obsm: cells x 2 vectors
+============ ========================= ======================= ==========
 
 Files written before the CCC tables were named alike hold the ``tl.ccc_spatial`` table
 under ``"results"``; :func:`secact.get.ccc` reads both.
@@ -53,8 +51,8 @@ Where results go (:func:`target` picks the object, :func:`store` writes it), the
 for every tool:
 
 - an AnnData in memory, or opened with ``backed="r"`` (results live in its ``uns`` /
-  ``obsm`` in memory, like its ``obs``; write them with ``adata.write()``): written in
-  place, the tool returns ``None``;
+  ``obsm`` in memory, like its ``obs``; save them with ``adata.write_h5ad(path)``):
+  written in place, the tool returns ``None``;
 - ``copy=True``: a copy of an in-memory AnnData receives them and is returned (a backed
   AnnData cannot be copied: an error);
 - an ``.h5ad`` path (never modified): a new AnnData with the file's observations (``obs``,

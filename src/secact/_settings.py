@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ._checks import check_positive_int
+
 __all__ = ["BACKENDS", "Settings", "settings"]
 
 #: where inference can run (see ``Settings.backend``)
@@ -22,18 +24,7 @@ BACKENDS = ("auto", "cpu", "gpu")
 
 
 def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        # numpy integers are ints for this purpose
-        try:
-            import numpy as np
-
-            if isinstance(value, np.integer) and value >= 1:
-                return int(value)
-        except ImportError:  # pragma: no cover - numpy is a dependency
-            pass
-        msg = f"settings.{name} must be a positive integer, got {value!r}."
-        raise ValueError(msg)
-    return int(value)
+    return check_positive_int(value, f"settings.{name}")
 
 
 @dataclass

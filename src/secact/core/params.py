@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._checks import check_positive_int
 from .._errors import ParamError
 from .permutations import RNGS
 
@@ -46,9 +47,7 @@ class InferenceParams:
         if self.method not in ("permutation", "analytic"):
             msg = f"method must be 'permutation' or 'analytic', got {self.method!r}."
             raise ValueError(msg)
-        if not _is_int(self.n_permutations) or self.n_permutations < 1:
-            msg = f"n_permutations must be a positive integer, got {self.n_permutations!r}."
-            raise ValueError(msg)
+        check_positive_int(self.n_permutations, "n_permutations")
         if self.method == "permutation" and self.n_permutations < 2:
             msg = (
                 "{n_permutations=}: a standard error needs at least 2 permutations (SecAct uses 1000); "

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from fast_array_utils import types
 
+from .._checks import EmptyLibraryWarning
 from .._settings import settings
 from . import runner
 from ._kernels import expand_columns
@@ -269,7 +270,8 @@ def cell_means(
     n_zero = int((library == 0).sum()) if input == "counts" else 0
     if n_zero:
         warnings.warn(
-            f"{n_zero} cells have a library size of 0; their results are NaN.", RuntimeWarning, stacklevel=3
+            EmptyLibraryWarning(f"{n_zero} cells have a library size of 0; their results are NaN.", n_zero),
+            stacklevel=3,
         )
     return (library if input == "counts" else None), sums / total[0]
 

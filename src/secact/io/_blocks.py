@@ -16,6 +16,8 @@ import pandas as pd
 from fast_array_utils import types
 from scipy import sparse
 
+from .._checks import check_positive_int
+
 __all__ = [
     "Block",
     "BlockSource",
@@ -105,9 +107,7 @@ def check_start(start, batch_size: int, n_obs: int) -> int:
 
 def check_batch_size(batch_size) -> int:
     """``batch_size`` as an int; :class:`ValueError` unless a positive integer."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
+    return check_positive_int(batch_size, "batch_size")
 
 
 def value_dtype(dtype) -> np.dtype:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._checks import check_positive_int
 from .._docs import doc_params
 from ._utils import DIVERGING, doc_figure, doc_returns, finish, new_axes, symmetric_limit
 
@@ -204,8 +205,7 @@ def spatial_activity(
         raise ValueError("name at least one protein.")
     if ax is not None and len(names) > 1:
         raise ValueError("ax= draws one panel; pass one protein (or no ax for a grid).")
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be a positive integer, got {ncols!r}.")
+    check_positive_int(ncols, "ncols")
     table = _activity_table(adata, key, stat)
     missing = [p for p in names if p not in table.columns]
     if missing:

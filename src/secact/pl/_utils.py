@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _results as res
+from .._checks import check_positive_int
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -154,10 +155,7 @@ def text_colour(rgba) -> str:
 
 
 def check_top(top: int, name: str = "top") -> int:
-    if isinstance(top, bool) or not isinstance(top, int | np.integer) or top < 1:
-        msg = f"{name} must be a positive integer, got {top!r}."
-        raise ValueError(msg)
-    return int(top)
+    return check_positive_int(top, name)
 
 
 def label_fontsize(n: int) -> float:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._checks import EmptyLibraryWarning
 from .._errors import ParamError
 from .._logging import elapsed, hint, logger
 from ..core import pipeline
@@ -182,8 +183,8 @@ def control_centre(
             progress=progress,
         )
     for w in caught:
-        if "library size of 0" in str(w.message):
-            n = str(w.message).split()[0]
+        if isinstance(w.message, EmptyLibraryWarning):
+            n = w.message.n_cells
             warnings.warn(
                 f"{n} control spots have no counts; they are left out of the control's means.",
                 RuntimeWarning,
