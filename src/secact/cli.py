@@ -34,7 +34,7 @@ from typing import NoReturn
 USER_ERROR = 2
 
 #: library parameters whose option has another name (``dest``)
-_DESTS = {"out": "output", "input": "input_kind", "adata": "input"}
+_DESTS = {"out": "output", "input": "input_kind"}
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -86,7 +86,8 @@ def _check_suffix(path: str | os.PathLike, *kinds: str) -> None:
     from secact.io._files import suffixes
 
     if suffixes(path)[0] not in kinds:
-        msg = f"--output {os.fspath(path)!r}: the output must be a {' or '.join(kinds)} file."
+        allowed = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
+        msg = f"--output {os.fspath(path)!r}: the output must be a {allowed} file."
         raise ValueError(msg)
 
 
@@ -196,7 +197,7 @@ def _activity(args: argparse.Namespace) -> int:
     _check_suffix(args.output, ".h5ad")
     src = check_h5ad(args.input)
     control = None if args.control is None else check_h5ad(args.control, "control")
-    result = secact.tl.activity(
+    secact.tl.activity(
         src,
         args.signature,
         out=args.output,
@@ -218,11 +219,8 @@ def _activity(args: argparse.Namespace) -> int:
         progress=False if args.quiet else None,
         **_inference(args),
     )
-    if args.groupby is not None:
-        (n_rows, n_cols), what = result.shape, f"{result.n_obs:,} groups of {args.groupby!r}"
-    else:
-        n_rows, n_cols = h5ad_shape(args.output)
-        what = f"{n_rows:,} cells"
+    n_rows, n_cols = h5ad_shape(args.output)
+    what = f"{n_rows:,} cells" if args.groupby is None else f"{n_rows:,} groups of {args.groupby!r}"
     stats = ", ".join(args.stats or STATS)
     print(
         f"done in {time.perf_counter() - t0:.1f} s: {args.output} holds {what} x {n_cols:,} proteins ({stats})"
@@ -317,8 +315,8 @@ def _inference_options(group) -> None:
 
 def _backend_option(group) -> None:
     group.add_argument("--backend", choices=["auto", "cpu", "gpu"], default="auto", help=(
-        "where inference runs: cpu, or gpu (CUDA; needs pip install 'secact[gpu]'); auto: the CPU "
-        "for data read from files (default: %(default)s)"))
+        "where inference runs: cpu, or gpu (CUDA; needs pip install 'secact[gpu]'); auto picks the "
+        "GPU only for data already on it, so the CPU here (default: %(default)s)"))
 
 
 def _expression_options(group) -> None:

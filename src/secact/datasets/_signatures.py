@@ -128,8 +128,8 @@ def _fetch(spec: SignatureSpec, *, progress: bool = False) -> Path:
     except Exception as err:  # network errors come in many types (requests, OSError, ...)
         cause = err.__cause__ if err.__cause__ is not None else err
         msg = (
-            f"could not download the {spec.name} signature from {spec.url} into {folder} "
-            f"({type(cause).__name__}). Offline: {_install_hint(spec)}."
+            f"could not download the {spec.name} signature ({spec.filename}, sha256 {spec.sha256}) from "
+            f"{spec.url} into {folder} ({type(cause).__name__}). Offline: {_install_hint(spec)}."
         )
         raise OSError(msg) from err
     logger.info("%s signature downloaded and verified (sha256 %s...)", spec.name, spec.sha256[:12])
