@@ -27,6 +27,8 @@ PUBLIC = [
     secact.pl.spatial_activity,
     secact.pl.velocity,
 ]
+# every public name of the AnnData namespaces (scanpy's conventions: tests/test_conventions.py)
+EVERY = [getattr(mod, name) for mod in (secact.tl, secact.pl, secact.get) for name in mod.__all__]
 
 
 @pytest.mark.parametrize("fn", PUBLIC, ids=lambda f: f"{f.__module__}.{f.__name__}")
@@ -45,7 +47,7 @@ def test_tools_take_keyword_only_copy_and_return_anndata_or_none(fn):
     assert "AnnData" in str(sig.return_annotation) and "None" in str(sig.return_annotation)
 
 
-@pytest.mark.parametrize("fn", PUBLIC, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("fn", [*PUBLIC, *EVERY], ids=lambda f: f"{f.__module__}.{f.__name__}")
 def test_docstrings_document_every_parameter(fn):
     doc = inspect.getdoc(fn) or ""
     assert "{" not in doc.split("Returns")[0] or "{{" in doc, "unfilled docstring field"

@@ -133,5 +133,12 @@ activity_docs = {
     "input": doc_input,
     "storage": doc_storage,
     "run": doc_run,
-    "stored": doc_stored,
+    "stored": doc_stored
+    + """
+
+Per cell, a path input's new AnnData holds ``uns[key_added]["cells"]`` (the values are in
+``out``; :func:`secact.get.activity` reads them); a view of a backed AnnData with ``out=``
+returns ``None`` (everything is in the sidecar). With ``groupby`` a path input returns the
+groups x proteins AnnData (``X`` = zscore, layers ``beta``, ``se``, ``pvalue``,
+``obs["n_cells"]``, ``uns[key_added]["groups"]``), as written to ``out``.""",
 }

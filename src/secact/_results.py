@@ -371,6 +371,7 @@ def result_keys(adata: Any) -> dict[str, str]:
 
 
 def _listing(adata: Any) -> str:
+    """'keys with secact results: ...' (for error messages)."""
     keys = result_keys(adata)
     if not keys:
         return "no key of adata.uns holds secact results"

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _results as _res
 from .._results import DE_COLUMNS
 
 __all__ = ["de_matrix", "differential"]
@@ -22,7 +23,8 @@ def _results(adata: Any, key: str) -> pd.DataFrame:
         raise TypeError(f"expected an AnnData or a results DataFrame, got {type(adata).__name__}.")
     if key not in uns:
         raise KeyError(
-            f"adata.uns has no {key!r}; run `secact.tl.differential(adata, ..., key_added={key!r})` first."
+            f"adata.uns has no {key!r} ({_res._listing(adata)}); run "
+            f"`secact.tl.differential(adata, ..., key_added={key!r})` first."
         )
     entry = uns[key]
     if isinstance(entry, pd.DataFrame):

@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from .. import _results as _res
+
 __all__ = ["rank_activities"]
 
 
@@ -45,7 +47,8 @@ def rank_activities(
         entry = uns.get(key)
         if entry is None:
             raise KeyError(
-                f"adata.uns has no {key!r}; run `secact.tl.rank_activities(adata, groupby, key_added={key!r})` first."
+                f"adata.uns has no {key!r} ({_res._listing(adata)}); run "
+                f"`secact.tl.rank_activities(adata, groupby, key_added={key!r})` first."
             )
         if not isinstance(entry, dict) or "results" not in entry or "protein" not in entry["results"]:
             raise ValueError(f"adata.uns[{key!r}] is not a `secact.tl.rank_activities` result.")

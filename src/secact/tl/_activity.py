@@ -169,13 +169,6 @@ def activity(
     anndata.AnnData or None
         {stored}
 
-        Per cell, a path input's new AnnData holds ``uns[key_added]["cells"]`` (the values
-        are in ``out``; :func:`secact.get.activity` reads them); a view of a backed AnnData
-        with ``out=`` returns ``None`` (everything is in the sidecar). With ``groupby`` a
-        path input returns the groups x proteins AnnData (``X`` = zscore, layers ``beta``,
-        ``se``, ``pvalue``, ``obs["n_cells"]``, ``uns[key_added]["groups"]``), as written
-        to ``out``.
-
         Stored (see :mod:`secact._results`): per cell
         ``adata.obsm[f"{{key_added}}_{{stat}}"]`` (cells x proteins) and
         ``adata.uns[key_added]["cells"]``; per group ``adata.uns[key_added]["groups"]`` with
