@@ -7,11 +7,15 @@ errors name the user's path and the fix.
 
 :func:`clean_stale` removes the partial files (``.<name>.partial-<pid>.*``) that a killed
 process left next to an output.
+
+:func:`recorded_job` reads the job a finished sidecar records (the root attribute
+:data:`JOB_ATTR`), so that ``resume=True`` on a finished output can return its results.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import resource
@@ -19,9 +23,15 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+import h5py
+
 from .._errors import ParamError, param_error
 
-__all__ = ["check_output", "clean_stale", "partial_files", "pid_alive"]
+__all__ = ["JOB_ATTR", "check_output", "clean_stale", "partial_files", "pid_alive", "recorded_job"]
+
+#: root attribute of a sidecar ``.h5ad`` holding the job that wrote it (JSON: parameters, input
+#: identity, key); written with the file, so a finished file says which run it is the result of
+JOB_ATTR = "secact-job"
 
 #: free space asked for beyond the estimate (HDF5 metadata, obs annotations)
 MARGIN = 1.05
@@ -59,7 +69,9 @@ def check_output(
         Estimated size of the output: the folder's free space must exceed it (with a 5%
         margin).
     resume
-        A resumed run writes into its partial file, whose size is already on disk.
+        A resumed run writes into its partial file, whose size is already on disk. An existing
+        ``out`` is then allowed when it is a finished sidecar (it records its job): the tool
+        reuses it if the job is the same (see :func:`secact.io._sidecar.reuse_finished`).
     """
     if not isinstance(out, str | os.PathLike) or not os.fspath(out):
         msg = f"out must be a file path, got {out!r}."
@@ -73,8 +85,9 @@ def check_output(
         msg = "{out=} is a directory; give a file path such as {example!r}."
         example = os.fspath(path / "results.h5ad")
         raise param_error(IsADirectoryError, msg, out=os.fspath(out), example=example)
-    if path.exists() and not overwrite:
-        msg = "{out=} exists; pass {overwrite=True} to replace it"
+    if path.exists() and not overwrite and not (resume and recorded_job(path) is not None):
+        what = " and is not a finished secact result ({resume=True} reuses only those)" if resume else ""
+        msg = "{out=} exists" + what + "; pass {overwrite=True} to replace it"
         msg += " (it stays intact until the new file is complete)."
         raise param_error(FileExistsError, msg, out=os.fspath(out))
     folder = path.parent
@@ -105,6 +118,23 @@ def check_output(
             values = {"need": need / _MiB, "free": free / _MiB, "folder": os.fspath(folder)}
             raise param_error(OSError, msg, out=os.fspath(out), **values)
     return path
+
+
+def recorded_job(path: str | os.PathLike) -> dict | None:
+    """The job a finished sidecar at ``path`` records (see :data:`JOB_ATTR`), or ``None`` when
+    ``path`` is no such file (not HDF5, unreadable, written by something else)."""
+    try:
+        with h5py.File(path, "r") as f:
+            text = f.attrs.get(JOB_ATTR)
+    except (OSError, ValueError):
+        return None
+    if isinstance(text, bytes):
+        text = text.decode()
+    try:
+        job = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return job if isinstance(job, dict) else None
 
 
 def pid_alive(pid: int) -> bool:

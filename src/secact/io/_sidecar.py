@@ -15,6 +15,11 @@ The file is written under a temporary name in the target's directory
 :meth:`SidecarWriter.close`, once every row was written exactly once. An interrupted or
 failed run therefore never leaves a file that looks finished, and an existing file at the
 target stays intact until the new one is complete.
+
+The run's ``job`` (parameters, input identity, key) is recorded in the partial file's journal,
+which :meth:`SidecarWriter._resume` checks before continuing an interrupted run, and in the
+file itself (root attribute ``secact-job``), which :func:`reuse_finished` checks before
+returning a finished file's results instead of computing them again.
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from .._errors import ParamError
 from .._results import clean_uns
-from ._output import clean_stale, partial_files, pid_alive
+from ._output import JOB_ATTR, clean_stale, partial_files, pid_alive, recorded_job
 
-__all__ = ["RowTarget", "SidecarWriter", "WriteRows"]
+__all__ = ["RowTarget", "SidecarWriter", "WriteRows", "job_differences", "reuse_finished"]
 
 
 def _pwrite_all(fd: int, arr: np.ndarray, offset: int) -> None:
@@ -132,6 +138,52 @@ class WriteRows:
 def _canonical(job: dict) -> dict:
     """``job`` as it reads back from JSON (tuples become lists, numbers stay numbers)."""
     return json.loads(json.dumps(job, sort_keys=True, default=str))
+
+
+def job_differences(recorded: Mapping, job: Mapping, prefix: str = "") -> list[str]:
+    """Where two jobs differ: dotted keys (``params.n_permutations``), with both values when
+    they are short (``params.n_permutations: 30 there, 31 here``)."""
+    found = []
+    for key in sorted(set(recorded) | set(job), key=str):
+        a, b = recorded.get(key), job.get(key)
+        if a == b:
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            found += job_differences(a, b, f"{name}.")
+        elif len(repr(a)) <= 40 and len(repr(b)) <= 40:
+            found.append(f"{name}: {a!r} there, {b!r} here")
+        else:
+            found.append(name)
+    return found
+
+
+def reuse_finished(path: str | os.PathLike, job: Mapping, *, overwrite: bool = False) -> bool:
+    """Whether the finished sidecar at ``path`` holds the results of ``job`` (``resume=True``
+    on a finished output: return them instead of computing them again).
+
+    ``False`` when there is no file at ``path``, or when ``overwrite`` allows replacing a file
+    of another job. A file of another job (or one that records none) is otherwise refused with
+    a :class:`~secact._errors.ParamError` (a :class:`ValueError`) naming what differs.
+    """
+    path = Path(path)
+    if not path.exists():
+        return False
+    recorded = recorded_job(path)
+    if recorded == _canonical(dict(job)):
+        return True
+    if overwrite:
+        return False
+    if recorded is None:
+        differs = "it records no job: not a finished secact sidecar"
+    else:
+        differs = "it differs in " + "; ".join(job_differences(recorded, _canonical(dict(job))))
+    msg = (
+        "{out=} exists and holds the results of another run ({differs}); pass {overwrite=True} to "
+        "compute them again and replace it (it stays intact until the new file is complete), or "
+        "write them to another file."
+    )
+    raise ParamError(msg, out=os.fspath(path), differs=differs)
 
 
 def _write_elem(group, key: str, value) -> None:
@@ -255,9 +307,7 @@ class SidecarWriter:
             except ValueError:
                 continue
             if recorded != self.job:
-                mismatches.append(
-                    sorted(k for k in set(recorded) | set(self.job) if recorded.get(k) != self.job.get(k))
-                )
+                mismatches.append(job_differences(recorded, self.job))
                 continue
             done = 0
             for line in lines[1:]:
@@ -277,7 +327,7 @@ class SidecarWriter:
             return offsets
         msg = (
             f"cannot resume {os.fspath(self.path)!r}: the interrupted run left next to it was a different "
-            f"job (it differs in {', '.join(mismatches[0]) if mismatches else 'its journal'}). Run it again "
+            f"job (it differs in {'; '.join(mismatches[0]) if mismatches else 'its journal'}). Run it again "
             "with the same data and parameters, or without resume=True to start afresh."
         )
         raise ValueError(msg)
@@ -295,6 +345,8 @@ class SidecarWriter:
         f = self._file
         f.attrs["encoding-type"] = "anndata"
         f.attrs["encoding-version"] = "0.1.0"
+        if self.job is not None:  # a finished file says which run it is the result of
+            f.attrs[JOB_ATTR] = json.dumps(self.job, sort_keys=True)
         obs = obs.set_axis(obs.index.astype(str))
         try:
             _write_elem(f, "obs", obs)

@@ -20,7 +20,7 @@ from ..core.params import InferenceParams
 from ..core.plan import make_plan
 from ..datasets._signatures import SIGNATURES, _signature
 from ..io import check_output, resolve
-from ._cells import cell_results
+from ._cells import cell_results, finished_sidecar
 from ._common import (
     check_batch_size,
     check_input,
@@ -159,7 +159,10 @@ def activity(
         Continue an interrupted cell-level run to ``out`` (killed, or stopped with Ctrl-C)
         from its last complete block; the result equals an uninterrupted run. The partial
         file records the parameters and the input's identity and is only resumed by the same
-        job; without one to resume the run starts afresh. Bit for bit with the same number of
+        job; without one to resume the run starts afresh. When ``out`` is already the finished
+        result of the same job (a re-run notebook cell) it is reused as it is (the cells are
+        not normalised or inferred again) and stored as the finished run stored it; a finished file of another job is
+        refused unless ``overwrite=True``. Bit for bit with the same number of
         threads (``secact.settings.n_jobs``), else to 1e-10 like any two runs. Partial files of dead processes
         are otherwise removed.
     {run}
@@ -256,6 +259,11 @@ def activity(
             return res.store(dest, "activity", key_added, entry, level="groups")
 
         params["scale_factor"] = sf
+        if resume and finished_sidecar(
+            inp, out, params, stats, store_dtype, batch, key_added, overwrite=overwrite
+        ):
+            entry = res.cells_entry(params, plan.proteins, stats, store_dtype, out=out)
+            return res.store(dest, "activity", key_added, entry, level="cells")  # as the finished run did
         if options.method == "permutation" and inp.n_obs > MANY_CELLS:
             permutation_note(inp.n_obs, plan, store_dtype)
         library, offset = None, None

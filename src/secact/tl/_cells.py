@@ -12,9 +12,34 @@ from .. import _results as res
 from .._logging import logger
 from ..core import pipeline
 from ..io import SidecarWriter, WriteRows
+from ..io._sidecar import reuse_finished
 from ._feedback import inference_done
 
-__all__ = ["cell_results"]
+__all__ = ["cell_results", "finished_sidecar", "sidecar_job"]
+
+
+def sidecar_job(inp, params: dict, stats, dtype, batch: int, key_added: str) -> dict:
+    """What identifies a cell-level run to a sidecar: its parameters, the input's identity and
+    the key. Recorded in the file; a resumed or reused run must match it."""
+    return {
+        "params": {**params, "stats": list(stats), "dtype": np.dtype(dtype).name, "batch_size": batch},
+        "key_added": key_added,
+        "input": inp.identity(),
+    }
+
+
+def finished_sidecar(
+    inp, out, params: dict, stats, dtype, batch: int, key_added: str, *, overwrite: bool
+) -> bool:
+    """``resume=True``: whether ``out`` is a finished sidecar of this very run (then its results
+    are returned as they are: neither the normalisation pass nor the inference runs). A finished
+    file of another run is refused (:class:`ValueError` naming what differs) unless ``overwrite``."""
+    if not reuse_finished(out, sidecar_job(inp, params, stats, dtype, batch, key_added), overwrite=overwrite):
+        return False
+    logger.info(
+        "%s is the finished result of this run (resume=True): reused, nothing recomputed", os.fspath(out)
+    )
+    return True
 
 
 def cell_results(
@@ -37,16 +62,7 @@ def cell_results(
             x=res.x_stat(stats),
             layers=[s for s in stats if s != res.x_stat(stats)],
             dtype=store_dtype,
-            job={
-                "params": {
-                    **params,
-                    "stats": list(stats),
-                    "dtype": store_dtype.name,
-                    "batch_size": batch,
-                },
-                "key_added": key_added,
-                "input": inp.identity(),
-            },
+            job=sidecar_job(inp, params, stats, store_dtype, batch, key_added),
             resume=resume,
         ) as writer:
             if writer.resumed_rows:
