@@ -159,11 +159,9 @@ def activity(
         Continue an interrupted cell-level run to ``out`` (killed, or stopped with Ctrl-C)
         from its last complete block; the result equals an uninterrupted run. The partial
         file records the parameters and the input's identity and is only resumed by the same
-        job; without one to resume the run starts afresh. When ``out`` is already the finished
-        result of the same job (a re-run notebook cell) it is reused as it is (the cells are
-        not normalised or inferred again) and stored as the finished run stored it; a finished file of another job is
-        refused unless ``overwrite=True``. Bit for bit with the same number of
-        threads (``secact.settings.n_jobs``), else to 1e-10 like any two runs. Partial files of dead processes
+        job; without one to resume the run starts afresh. A finished ``out`` of the same job (a
+        re-run cell) is reused, not computed again; of another job, refused unless ``overwrite``.
+        Bit for bit with the same number of threads (``secact.settings.n_jobs``), else to 1e-10 like any two runs. Partial files of dead processes
         are otherwise removed.
     {run}
 
@@ -259,10 +257,8 @@ def activity(
             return res.store(dest, "activity", key_added, entry, level="groups")
 
         params["scale_factor"] = sf
-        if resume and finished_sidecar(
-            inp, out, params, stats, store_dtype, batch, key_added, overwrite=overwrite
-        ):
-            entry = res.cells_entry(params, plan.proteins, stats, store_dtype, out=out)
+        entry = res.cells_entry(params, plan.proteins, stats, store_dtype, out=out)
+        if resume and finished_sidecar(inp, out, params, stats, store_dtype, batch, key_added, overwrite):
             return res.store(dest, "activity", key_added, entry, level="cells")  # as the finished run did
         if options.method == "permutation" and inp.n_obs > MANY_CELLS:
             permutation_note(inp.n_obs, plan, store_dtype)
@@ -292,7 +288,6 @@ def activity(
         job = pipeline.BlockJob(
             plan.engine(offset, dtype=store_dtype), prepare, plan.row_index, stats, store_dtype
         )
-        entry = res.cells_entry(params, plan.proteins, stats, store_dtype, out=out)
         cell_results(
             inp, source, job, columns, entry, params, out=out, resume=resume, target=dest.adata, key_added=key_added,
             batch=batch, progress=progress, what=("spots" if spatial else "cells", plan, options),

@@ -29,7 +29,7 @@ def sidecar_job(inp, params: dict, stats, dtype, batch: int, key_added: str) -> 
 
 
 def finished_sidecar(
-    inp, out, params: dict, stats, dtype, batch: int, key_added: str, *, overwrite: bool
+    inp, out, params: dict, stats, dtype, batch: int, key_added: str, overwrite: bool
 ) -> bool:
     """``resume=True``: whether ``out`` is a finished sidecar of this very run (then its results
     are returned as they are: neither the normalisation pass nor the inference runs). A finished
