@@ -302,6 +302,7 @@ def test_infer_bad_input_is_one_line(sim_h5ad, tmp_path):
         ("dup.tsv", b"gene\ta\ta\nIFNG\t1\t2\nIL4\t3\t4\n", ["duplicated sample names ['a']"]),
         ("binary.txt", b"\x7fELF\x02\x01\x00\x00" * 64, ["binary file"]),
         ("data.loom", b"\x89HDF\r\n\x1a\n" + b"\x00" * 64, ["secact activity"]),
+        ("one.tsv", b"gene\ta\nIFNG\t1\nIL4\t3\n", ["one sample", "Pass --differential if"]),
     ],
 )
 def test_infer_table_mistakes(tmp_path, capsys, name, content, fragments):

@@ -12,6 +12,7 @@ import pandas as pd
 from fast_array_utils.conv import to_dense
 
 from ._docs import doc_inference, doc_params, doc_signature
+from ._errors import ParamError
 from ._logging import elapsed, hint, logger
 from ._results import STATS
 from .core.backend import resolve_backend
@@ -145,17 +146,17 @@ def _response(
     """Build the response ``Y`` (genes x samples) as SecAct R does."""
     if differential:
         if control is not None:
-            msg = "differential=True means the profile is already a difference; do not pass control."
-            raise ValueError(msg)
+            msg = "{differential=True} means the profile is already a difference; do not pass {control=...}."
+            raise ParamError(msg)
         return profile
     if control is None:
         if profile.shape[1] < 2:
             msg = (
                 "the profile has one sample: centring on the mean over samples would give zeros. "
-                "Pass differential=True if it is already a difference (e.g. log fold changes), or "
+                "Pass {differential=True} if it is already a difference (e.g. log fold changes), or "
                 "give control samples."
             )
-            raise ValueError(msg)
+            raise ParamError(msg)
         return profile.sub(profile.mean(axis=1), axis=0)
     missing = profile.index.difference(control.index)
     if len(missing):

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import _results as _res
 from .._docs import doc_params, doc_stored
+from .._errors import ParamError
 from .._logging import elapsed, hint, logger
 from .._results import DE_COLUMNS, check_key, clean_uns
 from ..core import differential as _de
@@ -207,10 +208,8 @@ def _select_groups(categories, n_cat, reference, groups) -> tuple[int, np.ndarra
     if not ovr:
         ref = _match_category(reference, categories, "reference")
         if n_cat[ref] < 2:
-            raise ValueError(
-                f"reference {reference!r} has {n_cat[ref]} cell(s); at least 2 are needed. Check the "
-                "groupby column or pass reference='rest'."
-            )
+            msg = "reference {ref!r} has {n} cell(s); at least 2 are needed. Check the groupby column"
+            raise ParamError(msg + " or pass {reference='rest'}.", ref=reference, n=int(n_cat[ref]))
     if isinstance(groups, str) and groups == "all":
         wanted = [i for i in range(ncat) if i != ref]
     else:

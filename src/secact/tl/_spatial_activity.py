@@ -149,10 +149,10 @@ def spatial_genes(
     if not shared.any():
         msg = (
             "the control shares no gene (with counts) with the data; check that both use the same "
-            f"gene names (e.g. data: {list(gmap.symbols[:3])}, control: {list(cmap.symbols[:3])}), "
-            "the same gene_symbols= column and organism=."
+            "gene names (e.g. data: {ours}, control: {theirs}), the same gene symbols "
+            "({gene_symbols=...}) and organism ({organism=...})."
         )
-        raise ValueError(msg)
+        raise ParamError(msg, param="control", ours=list(gmap.symbols[:3]), theirs=list(cmap.symbols[:3]))
     n_missing = int((~shared).sum())
     if n_missing:
         hint(
