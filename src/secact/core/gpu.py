@@ -90,6 +90,10 @@ class CupyDevice(ArrayDevice):
             free += self._cupy.get_default_memory_pool().free_bytes()
         return int(min(DEFAULT_BUDGET, free // 2))
 
+    def release(self) -> None:
+        """Free the memory pool's cached blocks (after an out-of-memory error, before a retry)."""
+        self._cupy.get_default_memory_pool().free_all_blocks()
+
     def put(self, array: np.ndarray):
         with self.context():
             return self._cupy.asarray(np.ascontiguousarray(array))

@@ -135,6 +135,9 @@ class ArrayDevice:
         """A context manager that makes this device current (nothing to do on the host)."""
         return contextlib.nullcontext()
 
+    def release(self) -> None:
+        """Give cached memory back after an out-of-memory error (nothing to do on the host)."""
+
     # -- memory --------------------------------------------------------------------------------
     def budget(self) -> int:
         """Bytes one part may use (``secact.settings.gpu_memory`` when set)."""
@@ -263,6 +266,7 @@ class XpEngine:
                 try:
                     parts.append(self._run_part(block[a:b], k))
                 except self.device.oom:
+                    self.device.release()
                     if k > 1:
                         k = max(1, k // 2)
                     elif rows > 1:
