@@ -47,7 +47,7 @@ velocity     ``tl.signaling_velocity`` ``get.velocity``        ``protein``, ``mo
 Files written before the CCC tables were named alike hold the ``tl.ccc_spatial`` table
 under ``"results"``; :func:`secact.get.ccc` reads both.
 
-Where results go (:func:`target` picks the object, :func:`store` writes it), the same rule
+Where results go (``target`` picks the object, ``store`` writes it), the same rule
 for every tool:
 
 - an AnnData in memory, or opened with ``backed="r"`` (results live in its ``uns`` /
@@ -298,6 +298,7 @@ class Kind:
     """What ``obsm[key]`` holds, if the tool writes one."""
 
 
+#: Every tool's stored result by kind, each a :class:`Kind` (tool, reader, default key, layout).
 RESULTS: dict[str, Kind] = {
     "activity": Kind("secact.tl.activity", "secact.get.activity", "secact", ()),
     "differential": Kind(
