@@ -71,7 +71,7 @@ def check_output(
     resume
         A resumed run writes into its partial file, whose size is already on disk. An existing
         ``out`` is then allowed when it is a finished sidecar (it records its job): the tool
-        reuses it if the job is the same (see :func:`secact.io._sidecar.reuse_finished`).
+        reuses it if the job is the same, and refuses it otherwise.
     """
     if not isinstance(out, str | os.PathLike) or not os.fspath(out):
         msg = f"out must be a file path, got {out!r}."
