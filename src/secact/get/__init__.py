@@ -6,7 +6,7 @@ from ._activity import activity, activity_df
 from ._ccc import ccc
 from ._differential import de_matrix, differential
 from ._rank import rank_activities
-from ._spatial import patterns, velocity
+from ._spatial import pattern_genes, patterns, velocity
 
 __all__ = [
     "activity",
@@ -14,6 +14,7 @@ __all__ = [
     "ccc",
     "de_matrix",
     "differential",
+    "pattern_genes",
     "patterns",
     "rank_activities",
     "velocity",

@@ -1,5 +1,5 @@
 """Results of :func:`secact.tl.signaling_patterns` and :func:`secact.tl.signaling_velocity`
-as tidy DataFrames."""
+as tidy DataFrames, and the secreted proteins of each pattern."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .. import _results as res
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["patterns", "velocity"]
+__all__ = ["pattern_genes", "patterns", "velocity"]
 
 
 def _checked(adata: AnnData, key: str, kind: str) -> dict:
@@ -91,6 +91,53 @@ def patterns(
         return long.reset_index(drop=True)
     msg = f"level must be 'cells' or 'proteins', got {level!r}."
     raise ValueError(msg)
+
+
+def pattern_genes(adata: AnnData, pattern: int | str, key: str = "secact_patterns") -> pd.DataFrame:
+    """Secreted proteins of one signalling pattern (SecAct R's ``SecAct.signaling.pattern.gene``).
+
+    A protein belongs to pattern ``n`` when its loading on ``n`` is at least twice its
+    loading on every other pattern (R: the loadings on the other patterns are doubled and
+    ``n`` must hold the row's maximum; ties count, so a protein with all loadings 0 belongs
+    to every pattern, and with one pattern every protein belongs to it). Proteins are sorted
+    by their loading on ``n``, largest first (ties in the order of the loadings table).
+
+    Parameters
+    ----------
+    adata
+        AnnData with the results of :func:`secact.tl.signaling_patterns` (``uns[key]``).
+    pattern
+        The pattern: its number ``1`` ... ``k`` (R's ``n``) or its column name (``"1"``).
+    key
+        ``key_added`` of the run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The selected rows of the loadings (R's ``weight.W``): index ``protein``, one column
+        per pattern.
+    """
+    err = res.missing(adata, key, "patterns")
+    if err is not None:
+        raise err
+    loadings: pd.DataFrame = adata.uns[key]["loadings"]
+    names = [str(c) for c in loadings.columns]
+    if (
+        isinstance(pattern, bool)
+        or not isinstance(pattern, int | np.integer | str)
+        or str(pattern) not in names
+    ):
+        msg = f"pattern must be one of the patterns {names} (a number or its name), got {pattern!r}."
+        raise ValueError(msg)
+    n = names.index(str(pattern))
+    w = res.dense(loadings)
+    doubled = 2.0 * w
+    doubled[:, n] = w[:, n]
+    with np.errstate(invalid="ignore"):
+        keep = doubled[:, n] == doubled.max(axis=1)  # NaN rows: not kept
+    out = loadings.iloc[np.flatnonzero(keep)]
+    out = out.iloc[np.argsort(-w[keep, n], kind="stable")]
+    return out.set_axis(pd.Index(out.index.astype(str), name="protein"), axis=0).set_axis(names, axis=1)
 
 
 def velocity(adata: AnnData, key: str = "secact_velocity") -> pd.DataFrame:

@@ -103,7 +103,8 @@ def signaling_patterns(
         {stored}
 
         A new AnnData of a path input also holds the coordinates (``obsm[spatial_key]``). Read the results with
-        :func:`secact.get.patterns`.
+        :func:`secact.get.patterns`, the secreted proteins of each pattern (R's
+        ``SecAct.signaling.pattern.gene``) with :func:`secact.get.pattern_genes`.
 
         ``adata.obsm[key_added]``
             Cells x k DataFrame of pattern weights, columns ``"1"`` ... ``"k"`` (R's
