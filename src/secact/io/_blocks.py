@@ -30,6 +30,7 @@ __all__ = [
     "check_start",
     "device_rows",
     "finish",
+    "group_where",
     "on_device",
     "value_dtype",
 ]
@@ -187,6 +188,14 @@ def check_indices(
     )
 
 
+def group_where(group) -> str:
+    """``file:group`` of a backed sparse matrix's group, in messages (HDF5 or zarr)."""
+    f = getattr(group, "file", None)
+    if f is not None:  # h5py
+        return f"{f.filename}:{group.name}"
+    return f"{getattr(group, 'store', '')}:/{getattr(group, 'path', '')}"  # zarr
+
+
 def check_sparse_matrix(mat, layout: str) -> None:
     """Check the structure of a sparse matrix once, before any block is read: the whole
     index pointer (and, in memory, every index) of an in-memory or backed CSR/CSC matrix."""
@@ -194,7 +203,7 @@ def check_sparse_matrix(mat, layout: str) -> None:
     major, minor = (n_rows, n_cols) if layout == "csr" else (n_cols, n_rows)
     group = getattr(mat, "group", None)
     if group is not None:  # backed: indptr is small; indices are checked block by block
-        where = f"{group.file.filename}:{group.name}"
+        where = group_where(group)
         nnz, n_data = int(group["indices"].shape[0]), int(group["data"].shape[0])
         if nnz != n_data:
             raise ValueError(f"{where}: {n_data} values but {nnz} indices; the file is damaged.")

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import sparse
 
 from .._settings import settings
-from ._blocks import Block, check_indices, finish
+from ._blocks import Block, check_indices, finish, group_where
 from ._output import pid_alive
 
 __all__ = ["csc_disk_blocks"]
@@ -133,7 +133,7 @@ def csc_disk_blocks(ds, src, batch_size: int, cols, temp_dir) -> Iterator[tuple[
             pos_parts, col_parts, val_parts = [], [], []
             for ri, rj, a, b in _column_reads(sc[i:j], indptr, budget):
                 m = _read_csc_columns(ds, a, b)
-                check_indices(m.indices, int(ds.shape[0]), where=f"{ds.group.file.filename}:{ds.group.name}")
+                check_indices(m.indices, int(ds.shape[0]), where=group_where(ds.group))
                 lc = sc[i + ri : i + rj] - a
                 lens = np.diff(m.indptr)[lc]
                 labels = np.repeat(order[i + ri : i + rj].astype(np.int32), lens)

@@ -1,4 +1,4 @@
-"""The one input rule: an AnnData or an ``.h5ad`` path, plus ``layer`` / ``use_raw``.
+"""The one input rule: an AnnData, an ``.h5ad`` / ``.zarr`` path or a SOMA experiment, plus ``layer`` / ``use_raw``.
 
 :func:`resolve` turns what a user passes to a tool into a :class:`Resolved` input: the
 matrix object (in memory, backed, dask), the cells' ``obs``, the genes' ``var``, the view's
@@ -11,7 +11,14 @@ input here, so the rules (and their errors) are the same everywhere:
 * ``layer`` and ``use_raw=True`` together: :class:`ValueError`;
 * a missing layer: :class:`KeyError` naming the layers there are;
 * ``use_raw=True`` without ``raw``, or no ``X``: :class:`ValueError`;
-* a path that does not exist: :class:`FileNotFoundError`; anything else: :class:`TypeError`.
+* a path: a file is an ``.h5ad`` (HDF5), a folder a zarr store written by anndata
+  (``adata.write_zarr``, zarr format 2 or 3); anything else there: :class:`ValueError`; a path that
+  does not exist: :class:`FileNotFoundError`;
+* lazy AnnData (``anndata.experimental.read_lazy``): the dask matrix runs through the dask source,
+  ``obs`` / ``var`` (xarray) are read into pandas;
+* a TileDB-SOMA ``Experiment`` or ``ExperimentAxisQuery``: :mod:`._soma` (``tiledbsoma`` is
+  imported only then);
+* anything else: :class:`TypeError`.
 
 :func:`block_source` resolves an input and makes its :class:`~secact.io.BlockSource` (bare
 matrices and sources are taken as they are).
@@ -36,7 +43,7 @@ from ._sources import matrix_source
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["Resolved", "block_source", "resolve"]
+__all__ = ["Resolved", "block_source", "is_group", "is_soma", "open_store", "resolve"]
 
 
 @dataclass(eq=False)
@@ -57,7 +64,8 @@ class Resolved:
     adata
         The AnnData results go to, or ``None`` for a path.
     path
-        The file the values are read from (path inputs and backed AnnData), else ``None``.
+        The file (``.h5ad``) or folder (``.zarr``) the values are read from (path inputs and
+        backed AnnData), else ``None``.
     rows, cols
         Positions of a view's cells / genes in ``matrix`` (``None``: all).
     """
@@ -73,9 +81,10 @@ class Resolved:
     cols: Any = None
     _file: h5py.File | None = field(default=None, repr=False)
     _reopen: bool = field(default=False, repr=False)
+    _source: BlockSource | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self._reopen = self._file is not None
+        self._reopen = self._reopen or self._file is not None
 
     @property
     def obs_names(self) -> pd.Index:
@@ -91,8 +100,8 @@ class Resolved:
 
     @property
     def backed(self) -> bool:
-        """Whether the values are read from a file."""
-        return self.path is not None
+        """Whether the values are read from a file (or a SOMA array)."""
+        return self.path is not None or self._source is not None
 
     @property
     def is_view(self) -> bool:
@@ -105,14 +114,16 @@ class Resolved:
         opens it again for each pass and closes it when the pass ends, so it outlives
         :meth:`close`.
         """
+        if self._source is not None:  # a source of its own (SOMA)
+            return self._source
         opener = None
         if self._reopen:
             path, layer, use_raw = self.path, self.layer, self.use_raw
 
             @contextlib.contextmanager
             def opener():
-                with h5py.File(path, "r") as f:
-                    yield _element(f, os.fspath(path), layer, use_raw)
+                with open_store(path) as root:
+                    yield _element(root, os.fspath(path), layer, use_raw)
 
         return matrix_source(
             self.matrix,
@@ -138,8 +149,10 @@ class Resolved:
         names = hashlib.sha256("\n".join(map(str, self.obs_names)).encode()).hexdigest()
         found: dict = {"shape": [self.n_obs, len(self.var)], "obs_names_sha256": names}
         if self.path is not None:
-            st = os.stat(self.path)
+            st = os.stat(_stamp_file(Path(self.path)))
             found.update(path=os.fspath(Path(self.path).resolve()), size=st.st_size, mtime_ns=st.st_mtime_ns)
+        if self._source is not None:
+            found.update(getattr(self._source, "identity", {}))
         return found
 
     def in_memory_matrix(self):
@@ -172,9 +185,65 @@ def _ad_io():
     return ad.io
 
 
-def _element(f: h5py.File, where: str, layer: str | None, use_raw: bool):
+def _stamp_file(path: Path) -> Path:
+    """The file whose size and modification time identify the data at ``path``: the file
+    itself, or a zarr store's root metadata (rewritten when anndata writes the store again)."""
+    if path.is_dir():
+        for name in ("zarr.json", ".zattrs", ".zgroup"):
+            if (path / name).is_file():
+                return path / name
+    return path
+
+
+def is_group(node) -> bool:
+    """Whether ``node`` is a group of an ``.h5ad`` (h5py) or ``.zarr`` (zarr) store."""
+    if isinstance(node, h5py.Group):
+        return True
+    return type(node).__module__.startswith("zarr") and hasattr(node, "group_keys")
+
+
+def _zarr_root(path: Path):
+    """The root group of an anndata zarr store at ``path`` (a folder), read-only."""
+    import zarr
+
+    name = os.fspath(path)
+    try:
+        root = zarr.open_group(path, mode="r")
+    except Exception as err:  # zarr raises several types for a folder that is no store
+        msg = f"{name!r} is a folder but not a zarr store ({type(err).__name__}); pass an .h5ad file or a store written by adata.write_zarr()."
+        raise ValueError(msg) from err
+    keys = set(root.keys())
+    if root.attrs.get("encoding-type") != "anndata" and not {"obs", "var"} <= keys:
+        msg = f"{name!r} is a zarr store but not an AnnData (no obs/var); write one with adata.write_zarr({name!r})."
+        raise ValueError(msg)
+    return root
+
+
+@contextlib.contextmanager
+def open_store(path: str | os.PathLike):
+    """The root group of an AnnData file, read-only: an ``.h5ad`` (HDF5 file, closed when the
+    block ends) or a ``.zarr`` store (a folder). :class:`FileNotFoundError` when nothing is at
+    ``path``, :class:`ValueError` when what is there is not an AnnData store."""
+    path = Path(os.path.expanduser(os.fspath(path)))
+    name = os.fspath(path)
+    if path.is_dir():
+        yield _zarr_root(path)
+        return
+    if not path.is_file():
+        msg = f"no .h5ad file or .zarr store at {name!r}."
+        raise FileNotFoundError(msg)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        msg = f"{name!r} is not a readable .h5ad (HDF5) file: {err}"
+        raise ValueError(msg) from err
+    with f:
+        yield f
+
+
+def _element(f, where: str, layer: str | None, use_raw: bool):
     if use_raw:
-        if "raw" not in f:
+        if "raw" not in f or "X" not in f["raw"]:
             msg = "{use_raw=True} but {where} has no raw (adata.raw is None)"
             raise ParamError(msg + "; pass {use_raw=False} or a layer.", where=where)
         elem = f["raw/X"]
@@ -189,7 +258,7 @@ def _element(f: h5py.File, where: str, layer: str | None, use_raw: bool):
             msg = "{where} has no X; pass {layer=...} with the expression values."
             raise ParamError(msg, where=where)
         elem = f["X"]
-    return _ad_io().sparse_dataset(elem) if isinstance(elem, h5py.Group) else elem
+    return _ad_io().sparse_dataset(elem) if is_group(elem) else elem
 
 
 def _check_choice(layer: str | None, use_raw: bool | None) -> None:
@@ -198,8 +267,17 @@ def _check_choice(layer: str | None, use_raw: bool | None) -> None:
 
 
 def _resolve_path(path: Path, layer: str | None, use_raw: bool | None) -> Resolved:
+    if path.is_dir():  # a zarr store: nothing to close, each pass opens it again
+        root = _zarr_root(path)
+        if use_raw is None:
+            use_raw = layer is None and "raw" in root and "X" in root["raw"]
+        matrix = _element(root, os.fspath(path), layer, use_raw)
+        io = _ad_io()
+        obs = io.read_elem(root["obs"])
+        var = io.read_elem(root["raw/var"] if use_raw else root["var"])
+        return Resolved(matrix, obs, var, layer, bool(use_raw), path=path, _reopen=True)
     if not path.is_file():
-        msg = f"no .h5ad file at {os.fspath(path)!r}."
+        msg = f"no .h5ad file or .zarr store at {os.fspath(path)!r}."
         raise FileNotFoundError(msg)
     try:
         f = h5py.File(path, "r")
@@ -246,16 +324,41 @@ def _resolve_anndata(adata: AnnData, layer: str | None, use_raw: bool | None) ->
         matrix, var = root.X, adata.var
         if matrix is None:
             raise ParamError("adata.X is None; pass {layer=...} with the expression values.")
-    obs = adata.obs
+    obs = _in_memory_frame(adata.obs)
     return Resolved(
-        matrix, obs, var, layer, bool(use_raw), adata=adata, path=path, rows=rows, cols=cols, _file=f
+        matrix,
+        obs,
+        _in_memory_frame(var),
+        layer,
+        bool(use_raw),
+        adata=adata,
+        path=path,
+        rows=rows,
+        cols=cols,
+        _file=f,
     )
 
 
+def _in_memory_frame(frame) -> pd.DataFrame:
+    """``obs`` / ``var`` as pandas: those of lazy AnnData (xarray-backed ``Dataset2D``) are read."""
+    if isinstance(frame, pd.DataFrame):
+        return frame
+    to_memory = getattr(frame, "to_memory", None)
+    if to_memory is None:
+        msg = f"obs / var of type {type(frame).__name__} cannot be read into a pandas DataFrame."
+        raise TypeError(msg)
+    return to_memory()
+
+
 def resolve(
-    data: AnnData | str | os.PathLike, *, layer: str | None = None, use_raw: bool | None = None
+    data: AnnData | str | os.PathLike,
+    *,
+    layer: str | None = None,
+    use_raw: bool | None = None,
+    measurement: str = "RNA",
 ) -> Resolved:
-    """Resolve a tool's input (see the module docstring for the rules)."""
+    """Resolve a tool's input (see the module docstring for the rules); ``measurement`` names
+    the measurement of a SOMA experiment (a query has its own)."""
     import anndata as ad
 
     _check_choice(layer, use_raw)
@@ -263,8 +366,26 @@ def resolve(
         return _resolve_path(Path(data).expanduser(), layer, use_raw)
     if isinstance(data, ad.AnnData):
         return _resolve_anndata(data, layer, use_raw)
-    msg = f"expected an AnnData or a path to an .h5ad file, got {type(data).__name__}."
+    if is_soma(data):
+        from ._soma import resolve_soma
+
+        if use_raw:
+            raise ParamError(
+                "{use_raw=True} has no meaning for a SOMA experiment; pick its X layer with {layer=...}."
+            )
+        found = resolve_soma(data, measurement=measurement, layer=layer)
+        return Resolved(found.source, found.obs, found.var, found.layer, False, _source=found.source)
+    msg = (
+        "expected an AnnData, a path to an .h5ad file or .zarr store, or a TileDB-SOMA Experiment "
+        f"/ ExperimentAxisQuery, got {type(data).__name__}."
+    )
     raise TypeError(msg)
+
+
+def is_soma(data) -> bool:
+    """Whether ``data`` is a TileDB-SOMA ``Experiment`` or ``ExperimentAxisQuery`` (recognised
+    without importing ``tiledbsoma``)."""
+    return type(data).__module__.split(".")[0] in ("tiledbsoma", "somacore") and hasattr(data, "obs")
 
 
 def block_source(

@@ -9,7 +9,8 @@ columns), never by the whole matrix.
 :func:`matrix_source` makes one over a matrix object; :func:`secact.io.block_source` (in
 :mod:`._resolve`, which resolves AnnData and paths first) over anything a tool accepts. Inputs: in-memory AnnData objects and their views (``X``, a
 layer or ``raw.X``) holding dense arrays or ``scipy.sparse`` matrices / arrays; backed
-AnnData and their views; ``.h5ad`` paths (opened read-only for the duration of each pass);
+AnnData and their views; ``.h5ad`` paths and ``.zarr`` stores (dense zarr arrays and anndata's
+sparse datasets over zarr groups; opened read-only for the duration of each pass);
 dask arrays (:mod:`secact.io._dask`); bare matrices (cell / gene names are generated).
 
 How each storage layout is read: dense and CSR in :mod:`._rows`, CSC in memory in
@@ -47,7 +48,7 @@ from ._csc_memory import csc_memory_blocks
 from ._dask import DaskSource
 from ._rows import row_blocks
 
-__all__ = ["matrix_source"]
+__all__ = ["is_zarr_array", "matrix_source"]
 
 
 class _MatrixSource(BlockSource):
@@ -159,6 +160,11 @@ def _normalize_cols(cols, n: int) -> tuple[np.ndarray | None, int]:
 # ---------------------------------------------------------------------------------------
 
 
+def is_zarr_array(x) -> bool:
+    """Whether ``x`` is a zarr array (a dense matrix of a ``.zarr`` store; zarr not imported)."""
+    return type(x).__module__.startswith("zarr") and hasattr(x, "chunks") and hasattr(x, "shape")
+
+
 def _classify(mat) -> tuple[str, bool]:
     """``(layout, backed)`` of a matrix object; raise TypeError if unsupported."""
     fmt = backed_sparse_format(mat)
@@ -166,10 +172,11 @@ def _classify(mat) -> tuple[str, bool]:
         return fmt, True
     if isinstance(mat, types.DaskArray):
         return "dask", False
-    if isinstance(mat, h5py.Dataset | np.ndarray):
+    on_disk = isinstance(mat, h5py.Dataset) or is_zarr_array(mat)
+    if on_disk or isinstance(mat, np.ndarray):
         if mat.ndim != 2:
             raise ValueError(f"expected a 2-D expression matrix, got {mat.ndim} dimension(s)")
-        return "dense", isinstance(mat, h5py.Dataset)
+        return "dense", on_disk
     if isinstance(mat, types.CSBase):
         return mat.format, False
     if sparse.issparse(mat):
@@ -177,7 +184,7 @@ def _classify(mat) -> tuple[str, bool]:
     raise TypeError(
         f"unsupported expression matrix type {type(mat).__name__}; expected a numpy array, a "
         "scipy.sparse matrix, a dask array, a backed AnnData matrix, an AnnData or a path to an "
-        ".h5ad file."
+        ".h5ad file or .zarr store."
     )
 
 

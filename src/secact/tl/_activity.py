@@ -51,6 +51,7 @@ def activity(
     control: AnnData | str | os.PathLike | None = None,
     layer: str | None = None,
     use_raw: bool | None = None,
+    measurement: str = "RNA",
     gene_symbols: str | None = None,
     organism: Literal["human", "mouse"] = "human",
     input: pipeline.Input = "counts",
@@ -98,9 +99,10 @@ def activity(
     ----------
     adata
         AnnData (cells x genes) in memory, opened with ``backed="r"`` (or a view of one), or
-        a path to an ``.h5ad`` file (read block by block; nothing is loaded whole). ``X`` may
-        be a dask array, which runs lazily, in a thread pool or on a ``dask.distributed``
-        cluster.
+        a path to an ``.h5ad`` file or ``.zarr`` store (read block by block; nothing is loaded
+        whole), or a TileDB-SOMA ``Experiment`` / ``ExperimentAxisQuery`` (e.g. the Census;
+        results as for a path). ``X`` may be a dask array (lazy AnnData too), which runs lazily,
+        in a thread pool or on a ``dask.distributed`` cluster.
     {signature}
     groupby
         Column of ``obs`` with groups for pseudo-bulk activity. Unused categories are
@@ -127,6 +129,8 @@ def activity(
         and the data are centred on its gene means. Only genes with counts in both are used
         (in the data's order); the others are dropped. Unlike R, a mouse control is mapped to
         human symbols as the data are.
+    measurement
+        Measurement of a SOMA ``Experiment``; its ``X`` layer is ``layer`` (default ``"raw"``).
     {input}
     organism
         ``"mouse"`` maps mouse genes to human symbols, summing counts of genes that share one
@@ -191,9 +195,9 @@ def activity(
     if resume and (out is None or groupby is not None):
         msg = "{resume=True} continues a cell-level run to a sidecar: it needs {out=...}"
         raise ParamError(msg + " and no {groupby=...}.")
-    with resolve(adata, layer=layer, use_raw=use_raw) as inp:
+    with resolve(adata, layer=layer, use_raw=use_raw, measurement=measurement) as inp:
         if inp.adata is None and groupby is None and out is None:
-            msg = "cell-level results of an .h5ad path need a sidecar: pass out='results.h5ad'."
+            msg = "cell-level results of a path or SOMA input need a sidecar: pass out='results.h5ad'."
             raise ValueError(msg)
         dest = res.target(inp, copy=copy, sidecar=(out is not None) if groupby is None else None)
         labels = None if groupby is None else group_labels(inp.obs, groupby, reference, input)
