@@ -121,7 +121,7 @@ READERS = {
     "ccc": lambda a, k: secact.get.ccc(a, k),
     "ccc_spatial": lambda a, k: secact.get.ccc(a, k),
     "patterns": lambda a, k: pd.concat(
-        [secact.get.patterns(a, k), secact.get.patterns(a, k, level="proteins")], axis=1
+        [secact.get.patterns(a, k), secact.get.patterns(a, k, table="loadings")], axis=1
     ),
     "velocity": lambda a, k: secact.get.velocity(a, k),
 }

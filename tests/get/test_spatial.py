@@ -16,7 +16,18 @@ def tissue() -> ad.AnnData:
     secact.tl.activity(t, "CytoSig", method="analytic", stats=["zscore"], progress=False)
     secact.tl.signaling_patterns(t, 3, radius=30, sigma=15)
     secact.tl.signaling_velocity(t, "IFNG", radius=30, sigma=15, mode="sending")
+    secact.tl.ccc_spatial(t, "cell_type", radius=15, n_background=100)
     return t
+
+
+def test_ccc_spatial_correlation_table(tissue):
+    stored = tissue.uns["secact_ccc_spatial"]["spatial_correlation"]
+    table = secact.get.ccc(tissue, "secact_ccc_spatial", table="spatial_correlation")
+    assert list(table.columns) == ["protein", "r", "pvalue", "padj"]
+    assert table["protein"].tolist() == [str(p) for p in stored.index]
+    np.testing.assert_array_equal(table[["r", "pvalue", "padj"]].to_numpy(), stored.to_numpy())
+    with pytest.raises(KeyError, match=r"a table of secact\.tl\.ccc results"):
+        secact.get.ccc(tissue, "secact_ccc_spatial", table="activity")
 
 
 def test_patterns_per_cell(tissue):
@@ -36,7 +47,7 @@ def test_patterns_per_cell(tissue):
 
 def test_patterns_per_protein(tissue):
     entry = tissue.uns["secact_patterns"]
-    table = secact.get.patterns(tissue, level="proteins")
+    table = secact.get.patterns(tissue, table="loadings")
     assert list(table.columns) == ["protein", "pattern", "loading", "r", "padj"]
     wide = table.pivot(index="protein", columns="pattern", values="loading")
     want = entry["loadings"]
@@ -47,6 +58,15 @@ def test_patterns_per_protein(tissue):
     corr = entry["spatial_correlation"]
     np.testing.assert_array_equal(table["r"].to_numpy(), corr.loc[table["protein"], "r"].to_numpy())
     assert (table["padj"] < 0.01).all()  # only proteins kept by the filter have loadings
+
+
+def test_patterns_silhouette(tissue):
+    t = tissue.copy()
+    secact.tl.signaling_patterns(t, [2, 3, 4], radius=30, sigma=15, n_runs=2)
+    table = secact.get.patterns(t, table="silhouette")
+    assert table["k"].tolist() == [2, 3, 4]
+    np.testing.assert_array_equal(table["silhouette"], t.uns["secact_patterns"]["silhouette"]["silhouette"])
+    assert table.loc[table["chosen"], "k"].tolist() == [t.uns["secact_patterns"]["k"]]
 
 
 def test_velocity(tissue):
@@ -73,8 +93,10 @@ def test_errors_name_what_is_there(tissue):
         secact.get.patterns(tissue, "nope")
     with pytest.raises(ValueError, match=r"is a patterns result, not a secact\.tl\.signaling_velocity"):
         secact.get.velocity(tissue, "secact_patterns")
-    with pytest.raises(ValueError, match="level must be"):
-        secact.get.patterns(tissue, level="genes")
+    with pytest.raises(ValueError, match="table must be"):
+        secact.get.patterns(tissue, table="genes")
+    with pytest.raises(KeyError, match="fitted one k"):
+        secact.get.patterns(tissue, table="silhouette")
     broken = tissue.copy()
     del broken.obsm["secact_velocity"]
     with pytest.raises(KeyError, match="incomplete"):

@@ -472,6 +472,31 @@ def test_get_ccc_errors(small):
         secact.get.ccc(other)
 
 
+def test_get_ccc_step_tables(result):
+    entry = result.uns["secact_ccc"]
+    act = secact.get.ccc(result, table="activity")
+    assert list(act.columns) == ["cell_type", "protein", "beta", "se", "zscore", "pvalue", "padj"]
+    z = entry["activity"]["zscore"]
+    assert len(act) == z.size
+    wide = act.pivot(index="cell_type", columns="protein", values="zscore")
+    np.testing.assert_array_equal(
+        wide.loc[z.index.astype(str), z.columns.astype(str)].to_numpy(), z.to_numpy()
+    )
+    padj = act.set_index(["cell_type", "protein"])["padj"]
+    assert padj[("IFNG_stimulated", "IFNG")] == entry["activity"]["padj"].loc["IFNG_stimulated", "IFNG"]
+    expr = secact.get.ccc(result, table="expression")
+    pd.testing.assert_frame_equal(expr, entry["expression"].reset_index(drop=True))
+    types = secact.get.ccc(result, table="cell_types")
+    assert types["cell_type"].tolist() == [str(c) for c in entry["cell_types"].index]
+    assert types["analysed"].tolist() == entry["cell_types"]["analysed"].tolist()
+    with pytest.raises(KeyError, match=r"secact\.tl\.ccc_spatial"):
+        secact.get.ccc(result, table="spatial_correlation")
+    with pytest.raises(ValueError, match="table must be one of"):
+        secact.get.ccc(result, table="genes")
+    with pytest.raises(ValueError, match="select links"):
+        secact.get.ccc(result, table="expression", sender="IFNG_source")
+
+
 def test_copy_leaves_input_alone(small):
     before = small.copy()
     out = secact.tl.ccc(small, "group", signature="CytoSig", copy=True)

@@ -30,10 +30,10 @@ def patterns(
     adata: AnnData,
     key: str = "secact_patterns",
     *,
-    level: Literal["cells", "proteins"] = "cells",
+    table: Literal["weights", "loadings", "silhouette"] = "weights",
 ) -> pd.DataFrame:
     """Signalling patterns of :func:`secact.tl.signaling_patterns`, one row per cell (or
-    protein) and pattern.
+    protein) and pattern, or the silhouette of each rank tried.
 
     Parameters
     ----------
@@ -42,23 +42,25 @@ def patterns(
         to, its ``copy=True`` result, or the AnnData returned for an ``.h5ad`` path.
     key
         ``key_added`` of the run.
-    level
-        ``"cells"``: the pattern weights of each cell (R's ``signal.H``); ``"proteins"``: the
-        loadings of the proteins kept by the spatial correlation filter (R's ``weight.W``)
-        with that filter's ``r`` and ``padj``.
+    table
+        ``"weights"``: the pattern weights of each cell (R's ``signal.H``); ``"loadings"``:
+        the loadings of the proteins kept by the spatial correlation filter (R's
+        ``weight.W``) with that filter's ``r`` and ``padj``; ``"silhouette"``: the
+        silhouette width of each rank tried (a run with several ``k``).
 
     Returns
     -------
     pandas.DataFrame
-        ``level="cells"``: columns ``observation``, ``pattern``, ``weight`` and ``dominant``
+        ``"weights"``: columns ``observation``, ``pattern``, ``weight`` and ``dominant``
         (whether the pattern is the cell's largest, the cluster used for the silhouette), cells
         in ``obs`` order, patterns ``"1"`` ... ``"k"`` within each cell.
-        ``level="proteins"``: columns ``protein``, ``pattern``, ``loading``, ``r``, ``padj``,
-        by pattern and, within each, by ``loading`` descending (the proteins that make the
-        pattern first).
+        ``"loadings"``: columns ``protein``, ``pattern``, ``loading``, ``r``, ``padj``, by
+        pattern and, within each, by ``loading`` descending (the proteins that make the
+        pattern first). ``"silhouette"``: columns ``k``, ``silhouette`` and ``chosen`` (the
+        rank R's rule picked, the one stored).
     """
     entry = _checked(adata, key, "patterns")
-    if level == "cells":
+    if table == "weights":
         w = adata.obsm[key]
         w = w if isinstance(w, pd.DataFrame) else pd.DataFrame(np.asarray(w), index=adata.obs_names)
         names = [str(c) for c in w.columns]
@@ -75,7 +77,7 @@ def patterns(
                 "dominant": (np.arange(k)[None, :] == top[:, None]).reshape(-1),
             }
         )
-    if level == "proteins":
+    if table == "loadings":
         loadings: pd.DataFrame = entry["loadings"]
         corr: pd.DataFrame = entry["spatial_correlation"]
         names = [str(c) for c in loadings.columns]
@@ -89,7 +91,18 @@ def patterns(
         long["padj"] = corr["padj"].reindex(long["protein"]).to_numpy()
         long = long.sort_values(["pattern", "loading"], ascending=[True, False], kind="stable")
         return long.reset_index(drop=True)
-    msg = f"level must be 'cells' or 'proteins', got {level!r}."
+    if table == "silhouette":
+        if "silhouette" not in entry:
+            msg = (
+                f"the run {key!r} fitted one k ({int(entry['k'])}); the silhouette is computed when "
+                "several k are given (e.g. k=range(2, 9))."
+            )
+            raise KeyError(msg)
+        sil = entry["silhouette"].reset_index(drop=True).copy()
+        sil["k"] = sil["k"].astype(np.int64)
+        sil["chosen"] = sil["k"] == int(entry["k"])
+        return sil
+    msg = f"table must be 'weights', 'loadings' or 'silhouette', got {table!r}."
     raise ValueError(msg)
 
 
