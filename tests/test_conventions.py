@@ -18,7 +18,8 @@ import pytest
 import secact
 from secact import _results as res
 
-TOOLS = {name: getattr(secact.tl, name) for name in secact.tl.__all__}
+TABLE_TOOLS = {name.rpartition(".")[2] for name in res.TABLE_TOOLS}  # bulk tables in, DataFrame out
+TOOLS = {name: getattr(secact.tl, name) for name in secact.tl.__all__ if name not in TABLE_TOOLS}
 PLOTS = {name: getattr(secact.pl, name) for name in secact.pl.__all__}
 GETTERS = {name: getattr(secact.get, name) for name in secact.get.__all__}
 DEPRECATED = {"activity_heatmap"}  # an alias forwarding **kwargs to pl.heatmap
@@ -48,6 +49,17 @@ def test_tools_follow_scanpy(name):
     returns = inspect.getdoc(fn).split("Returns\n-------\n")[1]
     assert returns.startswith("anndata.AnnData or None\n")
     assert "copy=True" in returns and ".h5ad" in returns and "secact._results" in returns
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_TOOLS))
+def test_table_tools_return_a_dataframe_and_store_nothing(name):
+    fn = getattr(secact.tl, name)
+    assert name in secact.tl.__all__
+    assert len(_positional(fn)) <= 3, _positional(fn)
+    params = inspect.signature(fn).parameters
+    assert "copy" not in params and "key_added" not in params
+    assert inspect.signature(fn).return_annotation == "pd.DataFrame"
+    assert inspect.getdoc(fn).split("Returns\n-------\n")[1].startswith("pandas.DataFrame\n")
 
 
 @pytest.mark.parametrize("name", sorted(set(PLOTS) - DEPRECATED))

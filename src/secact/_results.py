@@ -44,6 +44,9 @@ velocity     ``tl.signaling_velocity`` ``get.velocity``        ``protein``, ``mo
                                                                obsm: cells x 2 vectors
 ============ ========================= ======================= ==========
 
+Tools on bulk tables (:data:`TABLE_TOOLS`, e.g. ``tl.coxph``: a cohort's activity and its
+clinical table) store nothing: they return a tidy DataFrame, one row per protein.
+
 Files written before the CCC tables were named alike hold the ``tl.ccc_spatial`` table
 under ``"results"``; :func:`secact.get.ccc` reads both.
 
@@ -85,6 +88,7 @@ __all__ = [
     "LEVELS",
     "RESULTS",
     "STATS",
+    "TABLE_TOOLS",
     "Kind",
     "Target",
     "check_stats",
@@ -334,6 +338,10 @@ RESULTS: dict[str, Kind] = {
         obsm="cells x 2 array of signalling vectors",
     ),
 }
+
+
+#: Tools that take bulk tables and return a DataFrame (nothing stored, not in :data:`RESULTS`).
+TABLE_TOOLS: tuple[str, ...] = ("secact.tl.coxph",)
 
 
 def kind_of(value: Any) -> str | None:

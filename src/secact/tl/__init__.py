@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._activity import activity
 from ._ccc import ccc
 from ._ccc_spatial import ccc_spatial
+from ._coxph import coxph
 from ._differential import differential
 from ._patterns import signaling_patterns
 from ._rank import rank_activities
@@ -14,6 +15,7 @@ __all__ = [
     "activity",
     "ccc",
     "ccc_spatial",
+    "coxph",
     "differential",
     "rank_activities",
     "signaling_patterns",
