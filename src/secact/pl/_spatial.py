@@ -308,15 +308,14 @@ def velocity(
     -------
     {returns}
     """
-    if not hasattr(adata, "obsm") or key not in adata.obsm or key not in adata.uns:
-        msg = f"adata.obsm[{key!r}] / adata.uns[{key!r}] not found: run secact.tl.signaling_velocity first."
-        raise KeyError(msg)
+    from ..get import velocity as get_velocity
+
+    flow = get_velocity(adata, key)  # the registry's checks and errors
     for name, value in (("arrow_length", arrow_length), ("min_length", min_length)):
         if not (np.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
-    info = adata.uns[key]
-    protein, mode = str(info["protein"]), str(info["mode"])
-    vec = np.asarray(adata.obsm[key], dtype=np.float64)
+    protein, mode = str(adata.uns[key]["protein"]), str(adata.uns[key]["mode"])
+    vec = flow[["dx", "dy"]].to_numpy(dtype=np.float64)
     xy, diameter, image, scale = _layout(adata, spatial_key, library_id, img_key, size)
     vec = vec * scale  # into image pixels
     if color is not None and color != "activity" and color not in adata.obs.columns:
