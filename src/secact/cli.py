@@ -328,8 +328,8 @@ def _expression_options(group) -> None:
 def _activity_parser(sub) -> None:
     act = _command(sub, "activity", _activity, help="activity per cell/spot or per group of an .h5ad file",
         description=(
-            "Activity of secreted proteins in an AnnData .h5ad file (cells x genes, raw counts by\n"
-            "default), read block by block: nothing is loaded whole.\n\n"
+            "Activity of secreted proteins in an AnnData .h5ad file or .zarr store (cells x genes,\n"
+            "raw counts by default), read block by block: nothing is loaded whole.\n\n"
             "Per cell/spot (default): results stream to OUT.h5ad, an AnnData of cells x proteins\n"
             "with X = zscore, the other statistics as layers and the cells' obs.\n"
             "Per group (--groupby): counts are summed per group (pseudo-bulk); OUT.h5ad is groups\n"
@@ -342,7 +342,7 @@ def _activity_parser(sub) -> None:
             "  secact activity visium.h5ad -o spots.h5ad --flavor spatial --method analytic\n\n"
             "Read the results in Python: secact.get.activity('atlas_secact.h5ad')."))
     act.add_argument("input", metavar="IN.h5ad",
-                     help="AnnData file, cells x genes (gene symbols as var_names, or --gene-symbols)")
+                     help="AnnData .h5ad file or .zarr store, cells x genes (gene symbols as var_names, or --gene-symbols)")
     out = act.add_argument_group("output")
     out.add_argument("-o", "--output", required=True, metavar="OUT.h5ad", help="result file (required)")
     out.add_argument("--stats", type=_stats, metavar="LIST",
@@ -409,7 +409,7 @@ def _differential_parser(sub) -> None:
             "row per group and gene: group, gene, statistic, zscore, pvalue, fdr, log2fc,\n"
             "pct_group, pct_reference, mean_group, mean_reference."),
         epilog="example:\n  secact differential atlas.h5ad --groupby condition --reference control -o de.tsv")
-    de.add_argument("input", metavar="IN.h5ad", help="AnnData file, cells x genes")
+    de.add_argument("input", metavar="IN.h5ad", help="AnnData .h5ad file or .zarr store, cells x genes")
     de.add_argument("-g", "--groupby", required=True, metavar="COLUMN", help="obs column with the groups (required)")
     de.add_argument("-o", "--output", required=True, metavar="OUT.tsv",
                     help="result table, .tsv or .csv (optionally .gz)")

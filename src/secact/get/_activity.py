@@ -33,7 +33,8 @@ def activity(
     ----------
     adata
         The AnnData the results were stored in, a sidecar written with ``out=`` (an AnnData
-        or its path), or the groups x proteins AnnData returned for a path input.
+        or its path), or the groups x proteins AnnData returned for a path input. Paths may
+        be ``.h5ad`` files or ``.zarr`` stores.
     key
         ``key_added`` of the run.
     stat
@@ -67,6 +68,20 @@ def activity(
     return out
 
 
+def read_anndata(path: str | os.PathLike) -> AnnData:
+    """The AnnData at ``path``: an ``.h5ad`` file or a ``.zarr`` store (a folder)."""
+    import anndata as ad
+
+    path = Path(os.path.expanduser(os.fspath(path)))
+    if path.is_dir():
+        from ..io._resolve import open_store
+
+        with open_store(path):  # a one-line error unless an AnnData zarr store
+            pass
+        return ad.read_zarr(path)
+    return ad.read_h5ad(path)
+
+
 def _head(x, n: int = 256) -> np.ndarray:
     return res.dense(x[:n])
 
@@ -78,7 +93,7 @@ def _activity(adata, key: str, stat: str, level) -> AnnData:
         msg = f"stat must be one of {res.STATS}, got {stat!r}."
         raise ValueError(msg)
     if isinstance(adata, str | os.PathLike):
-        adata = ad.read_h5ad(adata)
+        adata = read_anndata(adata)
     found = adata.uns.get(key, {})
     if level is None:
         level = "cells" if "cells" in found else "groups"
@@ -214,10 +229,9 @@ def activity_df(
         counting each signature group once (members share one test). Rows are sorted by
         ``pvalue`` ascending, then ``|zscore|`` descending (stable otherwise).
     """
-    import anndata as ad
 
     if isinstance(adata, str | os.PathLike):
-        adata = ad.read_h5ad(adata)
+        adata = read_anndata(adata)
     if level is None:
         level = "cells" if "cells" in adata.uns.get(key, {}) else "groups"
     stats = _kept_stats(adata, key, level)
@@ -274,7 +288,7 @@ def zscores(data: AnnData | str | os.PathLike, key: str = "secact", *, hint: str
     data
         An AnnData holding the run (``obsm[key + "_zscore"]``, or ``uns[key]["cells"]["out"]``
         naming its sidecar), a sidecar (an AnnData or its path), the AnnData of
-        :func:`activity`, or an ``.h5ad`` path holding the run in ``obsm``.
+        :func:`activity`, or an ``.h5ad`` / ``.zarr`` path holding the run in ``obsm``.
     key
         ``key_added`` of the run.
     hint
@@ -286,12 +300,14 @@ def zscores(data: AnnData | str | os.PathLike, key: str = "secact", *, hint: str
         return _zscores_of(_InMemory(data), key, hint)
     if isinstance(data, str | os.PathLike):
         path = Path(data).expanduser()
-        if not path.is_file():
-            msg = f"{os.fspath(path)!r} does not exist: no activity sidecar or .h5ad file there.{hint}"
+        if not path.exists():
+            msg = f"{os.fspath(path)!r} does not exist: no activity sidecar, .h5ad file or .zarr store there.{hint}"
             raise FileNotFoundError(msg)
-        with h5py.File(path, "r") as f:
+        from ..io._resolve import open_store
+
+        with open_store(path) as f:
             return _zscores_of(_OnDisk(f, os.fspath(path)), key, hint)
-    msg = f"expected an AnnData or an .h5ad path with activity results, got {type(data).__name__}.{hint}"
+    msg = f"expected an AnnData or an .h5ad / .zarr path with activity results, got {type(data).__name__}.{hint}"
     raise TypeError(msg)
 
 
@@ -321,18 +337,20 @@ class _InMemory:
 
 
 class _OnDisk:
-    """What :func:`zscores` reads, element by element from an open ``.h5ad``."""
+    """What :func:`zscores` reads, element by element from an open ``.h5ad`` or ``.zarr`` store."""
 
-    def __init__(self, f: h5py.File, path: str) -> None:
+    def __init__(self, f, path: str) -> None:
         self.f = f
         self.where = repr(path)
 
     def _elem(self, *where: str):
         from anndata.io import read_elem
 
+        from ..io._resolve import is_group
+
         node = self.f
         for name in where:
-            if not isinstance(node, h5py.Group) or name not in node:
+            if not is_group(node) or name not in node:
                 return None
             node = node[name]
         return read_elem(node)

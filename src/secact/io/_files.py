@@ -1,7 +1,7 @@
 """What a file is: ``.h5ad``, another HDF5 format, a text table, compressed or not.
 
 :func:`check_h5ad` says, before anything is read, whether a path is an AnnData ``.h5ad``
-file and, when it is not, what it is instead and how to convert it. The helpers are shared
+file (or ``.zarr`` store) and, when it is not, what it is instead and how to convert it. The helpers are shared
 with :mod:`secact.io._tables` (bulk profile tables).
 """
 
@@ -68,8 +68,8 @@ def check_input_file(path: str | os.PathLike, what: str = "input") -> Path:
     if path.is_dir():
         if path.suffix.lower() == ".zarr":
             msg = (
-                f"{name!r} is a zarr store; secact reads .h5ad files: convert it with "
-                "anndata.read_zarr(path).write_h5ad('data.h5ad')."
+                f"{what} {name!r} is a zarr store, not a file; an AnnData store is read by "
+                "secact.tl.activity / `secact activity` as it is."
             )
         else:
             msg = f"{what} {name!r} is a directory, not a file."
@@ -77,9 +77,15 @@ def check_input_file(path: str | os.PathLike, what: str = "input") -> Path:
     return path
 
 
+def _zarr_metadata(folder: Path) -> bool:
+    """Whether ``folder`` holds a zarr store's root metadata (format 2 or 3)."""
+    return any((folder / name).is_file() for name in ("zarr.json", ".zgroup"))
+
+
 def check_h5ad(path: str | os.PathLike, what: str = "input") -> Path:
-    """``path`` when it is an AnnData ``.h5ad`` file, else an error that says what it is and
-    how to convert it (a text table, another HDF5 format such as 10x or loom, a zarr store).
+    """``path`` when it is an AnnData ``.h5ad`` file or ``.zarr`` store, else an error that says
+    what it is and how to convert it (a text table, another HDF5 format such as 10x or loom, a
+    zarr store that is not an AnnData).
 
     Parameters
     ----------
@@ -91,10 +97,16 @@ def check_h5ad(path: str | os.PathLike, what: str = "input") -> Path:
     Raises
     ------
     FileNotFoundError, IsADirectoryError
-        No file at ``path``.
+        No file at ``path`` (a folder that is no zarr store).
     ValueError
-        A file that is not an ``.h5ad``.
+        A file that is not an ``.h5ad``, a zarr store that is not an AnnData.
     """
+    folder = Path(os.path.expanduser(os.fspath(path)))
+    if folder.is_dir() and (folder.suffix.lower() == ".zarr" or _zarr_metadata(folder)):
+        from ._resolve import open_store
+
+        with open_store(folder):  # ValueError unless a zarr store of an AnnData
+            return folder
     path = check_input_file(path, what)
     name = os.fspath(path)
     fmt, _ = suffixes(path)

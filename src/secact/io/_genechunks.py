@@ -8,9 +8,9 @@ where ``chunk`` is either a :class:`CscChunk` (``data``, ``indices``, ``indptr``
 Supported sources
 
 * in-memory ``numpy`` arrays and ``scipy.sparse`` CSC / CSR matrices or arrays;
-* backed AnnData matrices: anndata sparse datasets (``anndata.io.sparse_dataset``) and
-  ``h5py`` datasets;
-* the matrix of an ``.h5ad`` path, as :func:`secact.io.resolve` opens it.
+* backed AnnData matrices: anndata sparse datasets (``anndata.io.sparse_dataset``, over HDF5
+  or zarr groups), ``h5py`` datasets and zarr arrays;
+* the matrix of an ``.h5ad`` path or ``.zarr`` store, as :func:`secact.io.resolve` opens it.
 
 Peak memory is bounded by the chunk: CSC on disk is sliced column-wise; CSR (in memory or
 on disk) is scanned by blocks of rows and only the columns of the current chunk are kept,
@@ -29,6 +29,7 @@ from scipy import sparse
 
 from .._settings import settings
 from ..core._numba import njit
+from ._sources import is_zarr_array
 
 __all__ = ["CscChunk", "GeneChunkReader"]
 
@@ -151,8 +152,10 @@ class GeneChunkReader:
             if fmt in ("csr", "csc") and hasattr(matrix, "group"):
                 kind = fmt
                 self.backed = True
-            elif hasattr(matrix, "id") and hasattr(matrix, "file") and hasattr(matrix, "chunks"):
-                kind = "dense"  # h5py.Dataset
+            elif (hasattr(matrix, "id") and hasattr(matrix, "file") and hasattr(matrix, "chunks")) or (
+                is_zarr_array(matrix)
+            ):
+                kind = "dense"  # h5py.Dataset or zarr.Array
                 self.backed = True
             elif hasattr(matrix, "__array__") and not hasattr(matrix, "compute"):
                 self.matrix = matrix = np.asarray(matrix)
@@ -160,7 +163,7 @@ class GeneChunkReader:
             else:
                 raise TypeError(
                     f"unsupported matrix type {type(matrix).__name__}; expected a numpy array, a "
-                    "scipy.sparse CSR/CSC matrix, a backed AnnData matrix or an .h5ad path. "
+                    "scipy.sparse CSR/CSC matrix, a backed AnnData matrix or an .h5ad / .zarr path. "
                     "For dask arrays, compute them or write them to .h5ad first."
                 )
         self.kind = kind

@@ -109,12 +109,15 @@ def coordinates(inp: Resolved, spatial_key: str) -> np.ndarray:
     """Cells x 2 coordinates of ``obsm[spatial_key]`` (read alone from a path's file)."""
     if inp.adata is not None:
         xy = inp.adata.obsm.get(spatial_key)
+    elif inp.path is None:  # a SOMA input: no obsm
+        xy = None
     else:
-        import h5py
         from anndata.io import read_elem
 
-        with h5py.File(inp.path, "r") as f:
-            node = f.get("obsm")
+        from ..io._resolve import open_store
+
+        with open_store(inp.path) as f:  # .h5ad or .zarr
+            node = f["obsm"] if "obsm" in f else None
             xy = read_elem(node[spatial_key]) if node is not None and spatial_key in node else None
     if xy is None:
         msg = f"obsm[{spatial_key!r}] not found: cell coordinates (cells x 2) are needed."
