@@ -19,9 +19,11 @@ from scipy.spatial import cKDTree
 
 from .ccc import p_adjust_bh
 from .normalize import check_finite
+from .rsample import RRandom
 
 __all__ = [
     "CCC_COLUMNS",
+    "RNG_KINDS",
     "GeneExpression",
     "background_means",
     "ccc_spatial",
@@ -31,10 +33,16 @@ __all__ = [
     "neighbor_products",
     "neighbor_weights",
     "nmf",
+    "r_as_character",
+    "r_col_means",
+    "r_mean",
     "silhouette_coef",
     "spatial_correlation",
     "velocity",
 ]
+
+#: Background generators of :func:`ccc_spatial`: R's ``set.seed`` / ``sample`` or NumPy's.
+RNG_KINDS = ("R", "numpy")
 
 CCC_COLUMNS = (
     "sender",
@@ -95,18 +103,20 @@ def log_normalize(counts, scale_factor: float, library_size=None):
 
     ``counts`` is cells x genes (dense or sparse, kept sparse). ``library_size`` gives each
     cell's total when ``counts`` holds only some of the genes (the totals are over all genes).
-    Cells with no counts stay zero (R would give NaN for a stored zero total).
+    The arithmetic is R's, in R's order (divide by the total, then multiply by
+    ``scale_factor``). Cells with no counts stay zero (R would give NaN for a stored zero
+    total).
     """
     total = (
         np.asarray(counts.sum(axis=1)).ravel() if library_size is None else np.asarray(library_size, float)
     )
     total = np.asarray(total, dtype=np.float64)
-    scale = np.divide(scale_factor, total, out=np.zeros_like(total), where=total > 0)
+    safe = np.where(total > 0, total, 1.0)  # an empty cell has no stored (or only zero) counts
     if sp.issparse(counts):
         out = sp.csr_matrix(counts, dtype=np.float64, copy=True)
-        out.data = np.log2(out.data * np.repeat(scale, np.diff(out.indptr)) + 1.0)
+        out.data = np.log2(out.data / np.repeat(safe, np.diff(out.indptr)) * scale_factor + 1.0)
         return out
-    return np.log2(np.asarray(counts, dtype=np.float64) * scale[:, None] + 1.0)
+    return np.log2(np.asarray(counts, dtype=np.float64) / safe[:, None] * scale_factor + 1.0)
 
 
 @dataclass(eq=False)
@@ -246,6 +256,102 @@ def background_means(
     return fwd, rev
 
 
+def r_mean(x) -> np.ndarray:
+    """R's ``mean()`` of each column of ``x`` (rows are the values), bit for bit.
+
+    R sums in ``long double`` in order, divides by ``n``, then adds the mean of the residuals
+    (a second ``long double`` pass) before rounding to double. NumPy's ``longdouble`` is the
+    same C type as R's on the same platform (80-bit on x86-64 Linux).
+    """
+    v = np.asarray(x, dtype=np.longdouble)
+    n = v.shape[0]
+    s = np.cumsum(v, axis=0)[-1] / n
+    fin = np.isfinite(s)
+    t = np.cumsum(v - s, axis=0)[-1]
+    s = np.where(fin, s + t / n, s)
+    return np.asarray(s, dtype=np.float64)
+
+
+def r_col_means(x) -> np.ndarray:
+    """R's ``colMeans()`` of ``x`` (values in rows), bit for bit: one ``long double`` pass in order."""
+    v = np.asarray(x, dtype=np.longdouble)
+    return np.asarray(np.cumsum(v, axis=0)[-1] / v.shape[0], dtype=np.float64)
+
+
+def r_as_character(x: float) -> float:
+    """A number after R's ``as.numeric(as.character(x))``: 15 significant digits."""
+    return float(f"{x:.15g}")
+
+
+def _first_appearance(labels: np.ndarray) -> list[int]:
+    """Codes ``>= 0`` in the order they first appear (R's ``unique``)."""
+    codes, first = np.unique(labels[labels >= 0], return_index=True)
+    return [int(c) for c in codes[np.argsort(first, kind="stable")]]
+
+
+def _background_draws(n1: int, n2: int, n_pairs: int, n_background: int, rng: str, seed: int, gen, step: int):
+    """Positions (into the two types' cells) of the background pairs, ``step`` sets at a time.
+
+    Yields ``(b0, s, r)`` with ``s`` and ``r`` of shape ``(sets, n_pairs)``.
+
+    ``rng="R"``: R's ``set.seed(seed)``, then all ``n_pairs * n_background`` senders by
+    ``sample(cells1, ..., replace = TRUE)``, then all receivers; set ``b`` is draws
+    ``b * n_pairs`` to ``(b + 1) * n_pairs - 1`` of each (R's ``matrix(..., nrow = n_pairs)``
+    columns). In chunks, a second generator is moved past the senders first.
+    ``rng="numpy"``: ``gen`` (one ``numpy.random.Generator`` for all type pairs); each set
+    draws its senders, then its receivers.
+    """
+    if rng == "numpy":
+        for b0 in range(0, n_background, step):
+            nb = min(step, n_background - b0)
+            s = np.empty((nb, n_pairs), dtype=np.int64)
+            r = np.empty((nb, n_pairs), dtype=np.int64)
+            for t in range(nb):
+                s[t] = gen.choice(n1, size=n_pairs, replace=True)
+                r[t] = gen.choice(n2, size=n_pairs, replace=True)
+            yield b0, s, r
+        return
+    total = n_pairs * n_background
+    receivers = RRandom(seed)
+    senders = receivers.copy()
+    if step >= n_background:
+        s = receivers.sample_int(n1, total, replace=True)
+        yield (
+            0,
+            s.reshape(n_background, n_pairs),
+            receivers.sample_int(n2, total, replace=True).reshape(n_background, n_pairs),
+        )
+        return
+    for a in range(0, total, step * n_pairs):  # move past the senders' draws
+        receivers.sample_int(n1, min(step * n_pairs, total - a), replace=True)
+    for b0 in range(0, n_background, step):
+        nb = min(step, n_background - b0)
+        s = senders.sample_int(n1, nb * n_pairs, replace=True).reshape(nb, n_pairs)
+        r = receivers.sample_int(n2, nb * n_pairs, replace=True).reshape(nb, n_pairs)
+        yield b0, s, r
+
+
+def _count_at_least(prod: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Per protein, how many sets' R ``colMeans`` of ``prod`` (sets x pairs x proteins) are
+    ``>= observed``, exactly as R decides.
+
+    Means are taken in double first; a set whose double mean is within the rounding bound of
+    ``observed`` (``2 (n + 2) 2**-52`` times its mean absolute value, well above the error of
+    either sum) is decided by R's own ``long double`` mean (:func:`r_col_means`).
+    """
+    n = prod.shape[1]
+    mean = prod.mean(axis=1)
+    scale = mean if (prod >= 0).all() else np.abs(prod).mean(axis=1)
+    bound = 2.0 * (n + 2) * np.finfo(np.float64).eps * np.abs(scale)
+    diff = mean - observed[None, :]
+    with np.errstate(invalid="ignore"):
+        counts = (diff > bound).sum(axis=0)
+        close = np.abs(diff) <= bound
+    for b, k in zip(*np.nonzero(close), strict=True):
+        counts[k] += bool(r_col_means(prod[b, :, k])[()] >= observed[k])
+    return counts
+
+
 def ccc_spatial(
     expr,
     act,
@@ -256,35 +362,51 @@ def ccc_spatial(
     proteins: Sequence[str],
     *,
     n_background: int = 1000,
-    seed: int = 0,
+    rng: str = "R",
+    seed: int = 123,
     ratio_cutoff: float = 0.2,
     padj_cutoff: float = 0.01,
     min_fraction: float = 0.05,
+    chunk_elements: int = 2**22,
 ) -> list[dict[str, Any]]:
     """Cell-cell communication between neighbouring cells of two types (R's step 2).
 
-    For every unordered pair of cell types (``categories[c1] > categories[c2]`` as strings,
-    R's ``cellType1 > cellType2``) the neighbouring pairs with the first cell of type ``c1``
-    and the second of type ``c2`` are scored in both directions, per protein: sender
-    expression times receiver activity, ``ratio`` = fraction of positive products (kept when
-    ``> ratio_cutoff``), ``strength`` = mean product and ``pvalue = (#background >= strength
-    + 1) / (n_background + 1)``. Type pairs where under ``min_fraction`` of either type's
-    cells take part are skipped. BH runs over all kept rows; rows with ``padj <
+    For every pair of cell types, in R's order (types by first appearance among the
+    labelled cells; ``c1`` outer, ``c2`` inner; kept when ``categories[c1] > categories[c2]``
+    as strings, R's ``cellType1 > cellType2``), the neighbouring pairs with the first cell of
+    type ``c1`` and the second of type ``c2`` are scored in both directions, per protein:
+    sender expression times receiver activity, ``ratio`` = fraction of positive products
+    (kept when ``> ratio_cutoff``), ``strength`` = mean product and ``pvalue = (#background >=
+    strength + 1) / (n_background + 1)``. Type pairs where under ``min_fraction`` of both
+    types' cells take part are skipped. BH runs over all kept rows; rows with ``padj <
     padj_cutoff`` are returned, sorted by ``padj`` (stable).
+
+    With ``rng="R"`` the background is SecAct R's draw for draw: ``set.seed(seed)`` for every
+    type pair, then ``sample()`` of the senders and of the receivers (R's Mersenne-Twister
+    and rejection sampling, :mod:`secact.core.rsample`). Means and comparisons use R's
+    arithmetic (``mean`` and ``colMeans`` in ``long double``), and BH runs on the p-values as
+    R's table holds them (``as.character``: 15 significant digits), so the table is R's:
+    ``padj`` and the order bit for bit, ``ratio`` and ``pvalue`` exact (R's text rounds
+    them to 15 digits). ``rng="numpy"``: one ``numpy.random.Generator(seed)`` for all type
+    pairs.
 
     ``expr`` (log-normalised expression of the proteins' genes) and ``act`` (activity, with
     negatives set to 0) are cells x proteins; ``labels`` are category codes (-1: none).
+    ``chunk_elements`` bounds the products held at once (the result does not depend on it).
     """
+    if rng not in RNG_KINDS:
+        raise ValueError(f"rng must be one of {RNG_KINDS}, got {rng!r}.")
     e = np.asarray(expr, dtype=np.float64)
     a = np.asarray(act, dtype=np.float64)
     labels = np.asarray(labels)
     names = [str(c) for c in categories]
-    present = [c for c in range(len(names)) if (labels == c).any()]
-    rng = np.random.default_rng(seed)
+    order = _first_appearance(labels)
+    gen = np.random.default_rng(seed) if rng == "numpy" else None
+    m = e.shape[1]
     li, lj = labels[i], labels[j]
     rows: list[dict[str, Any]] = []
-    for c1 in present:
-        for c2 in present:
+    for c1 in order:
+        for c2 in order:
             if not names[c1] > names[c2]:
                 continue
             cells1 = np.flatnonzero(labels == c1)
@@ -297,16 +419,25 @@ def ccc_spatial(
                 and np.unique(pj).size / cells2.size < min_fraction
             ):
                 continue
-            fwd_mean, fwd_pos = neighbor_products(e, a, pi, pj)
-            rev_mean, rev_pos = neighbor_products(e, a, pj, pi)
-            fwd_ratio, rev_ratio = fwd_pos / n_pairs, rev_pos / n_pairs
-            bg_fwd, bg_rev = background_means(e, a, cells1, cells2, n_pairs, n_background, rng)
+            fwd_prod, rev_prod = e[pi] * a[pj], e[pj] * a[pi]
+            fwd_mean, rev_mean = r_mean(fwd_prod), r_mean(rev_prod)
+            fwd_pos, rev_pos = (fwd_prod > 0).sum(axis=0), (rev_prod > 0).sum(axis=0)
+            fwd_ge = np.zeros(m, dtype=np.int64)
+            rev_ge = np.zeros(m, dtype=np.int64)
+            step = max(1, min(n_background, chunk_elements // max(1, n_pairs * m)))
+            for _, s, r in _background_draws(
+                cells1.size, cells2.size, n_pairs, n_background, rng, seed, gen, step
+            ):
+                snd, rcv = cells1[s], cells2[r]
+                fwd_ge += _count_at_least(e[snd] * a[rcv], fwd_mean)
+                rev_ge += _count_at_least(e[rcv] * a[snd], rev_mean)
             for k, protein in enumerate(proteins):
-                for sender, receiver, ns, nr, mean, pos, ratio, bg in (
-                    (c1, c2, cells1.size, cells2.size, fwd_mean, fwd_pos, fwd_ratio, bg_fwd),
-                    (c2, c1, cells2.size, cells1.size, rev_mean, rev_pos, rev_ratio, bg_rev),
+                for sender, receiver, ns, nr, mean, pos, ge in (
+                    (c1, c2, cells1.size, cells2.size, fwd_mean, fwd_pos, fwd_ge),
+                    (c2, c1, cells2.size, cells1.size, rev_mean, rev_pos, rev_ge),
                 ):
-                    if not ratio[k] > ratio_cutoff:
+                    ratio = pos[k] / n_pairs
+                    if not ratio > ratio_cutoff:
                         continue
                     rows.append(
                         {
@@ -317,12 +448,14 @@ def ccc_spatial(
                             "receiver_count": int(nr),
                             "neighboring_pairs": n_pairs,
                             "communicating_pairs": int(pos[k]),
-                            "ratio": float(ratio[k]),
+                            "ratio": float(ratio),
                             "strength": float(mean[k]),
-                            "pvalue": float(((bg[:, k] >= mean[k]).sum() + 1) / (n_background + 1)),
+                            "pvalue": (int(ge[k]) + 1) / (n_background + 1),
                         }
                     )
-    padj = p_adjust_bh(np.array([r["pvalue"] for r in rows], dtype=np.float64))
+    # BH over the p-values as R's table holds them (as.character: 15 digits), so padj and the
+    # order of ties are R's to the last bit
+    padj = p_adjust_bh(np.array([r_as_character(r["pvalue"]) for r in rows], dtype=np.float64))
     for r, q in zip(rows, padj, strict=True):
         r["padj"] = float(q)
     kept = [r for r in rows if r["padj"] < padj_cutoff]

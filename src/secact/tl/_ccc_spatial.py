@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import pandas as pd
 
 from .. import _results as res
@@ -46,7 +47,8 @@ def ccc_spatial(
     spatial_key: str = "spatial",
     scale_factor: float = 1000,
     n_background: int = 1000,
-    seed: int = 0,
+    rng: Literal["R", "numpy"] = "R",
+    seed: int = 123,
     ratio_cutoff: float = 0.2,
     padj_cutoff: float = 0.01,
     cor_cutoff: float = 0.05,
@@ -72,6 +74,10 @@ def ccc_spatial(
        both types' cells are neighbours are skipped. BH over all rows; ``padj <
        padj_cutoff`` kept, sorted by ``padj``.
 
+    With ``rng="R"`` (default) the table is SecAct R's: the background pairs are R's
+    ``set.seed(123)`` / ``sample()`` draws, draw for draw, and means, comparisons and
+    rounding follow R's arithmetic (see ``rng``).
+
     Run ``secact.tl.activity(adata, ..., method="analytic")`` (per cell) first; for an
     atlas opened backed its results may stream to a sidecar (``out=``), found here through
     ``adata.uns[key]`` or passed as ``activity``.
@@ -93,11 +99,21 @@ def ccc_spatial(
     scale_factor
         Counts per cell before ``log2(x + 1)`` (R: 1000 here).
     n_background
-        Random background sets per type pair.
+        Random background sets per type pair (R: 1000).
+    rng
+        Generator of the background draws. ``"R"``: R's own, as ``SecAct.CCC.scST`` draws
+        them — ``set.seed(seed)`` before each type pair, then ``sample()`` of all senders
+        and of all receivers (R >= 3.6's Mersenne-Twister with rejection sampling,
+        :mod:`secact.core.rsample`), so ``pvalue`` and ``padj`` equal R's (``padj`` bit for
+        bit; R's table rounds ``ratio`` and ``pvalue`` to 15 significant digits). Cell types
+        are paired in the order they first appear, as R's ``unique``, and compared as
+        Python strings (R compares them in the session's collation; the same for names in
+        one case and alphabet). A cell type with a single cell is drawn as itself (R's
+        ``sample()`` would draw from ``1:index`` there). ``"numpy"``: one
+        ``numpy.random.Generator(seed)`` for all type pairs (the same seed gives the same
+        result, p-values differ from R's by Monte-Carlo noise).
     seed
-        Seed of the background draws (numpy ``Generator``): the same seed gives the same
-        result. R's ``set.seed(123)`` draws are not reproduced, so p-values differ from R's
-        by Monte-Carlo noise.
+        Seed of the background draws (R: 123).
     ratio_cutoff, padj_cutoff
         R's ``ratio_cutoff`` and ``padj_cutoff``.
     cor_cutoff, cor_padj_cutoff
@@ -129,6 +145,10 @@ def ccc_spatial(
     """
     res.check_key(key_added)
     check_positive_int(n_background, "n_background")
+    if rng not in _sp.RNG_KINDS:
+        raise ValueError(f"rng must be one of {_sp.RNG_KINDS}, got {rng!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}.")
     for name, value in (("ratio_cutoff", ratio_cutoff), ("padj_cutoff", padj_cutoff)):
         check_nonnegative(name, value)
     check_positive("scale_factor", scale_factor)
@@ -154,7 +174,8 @@ def ccc_spatial(
         j,
         chosen,
         n_background=int(n_background),
-        seed=seed,
+        rng=rng,
+        seed=int(seed),
         ratio_cutoff=ratio_cutoff,
         padj_cutoff=padj_cutoff,
     )
@@ -171,6 +192,7 @@ def ccc_spatial(
         "spatial_key": spatial_key,
         "scale_factor": float(scale_factor),
         "n_background": int(n_background),
+        "rng": rng,
         "seed": int(seed),
         "ratio_cutoff": float(ratio_cutoff),
         "padj_cutoff": float(padj_cutoff),
