@@ -94,6 +94,7 @@ __all__ = [
     "check_stats",
     "clean_uns",
     "dense",
+    "describe_keys",
     "kind_of",
     "obsm_key",
     "result_keys",
@@ -255,7 +256,7 @@ def entry(adata: AnnData, key: str, level: str) -> dict:
         held = "is not there" if found is None else f"holds {kind or 'no secact'} results"
         msg = (
             f"no activity results under key {key!r} (adata.uns[{key!r}] {held}); "
-            f"{_listing(adata)}. Run secact.tl.activity(adata, ..., key_added={key!r}) first, "
+            f"{describe_keys(adata)}. Run secact.tl.activity(adata, ..., key_added={key!r}) first, "
             "or pass the key of an activity run."
         )
         raise KeyError(msg)
@@ -379,7 +380,7 @@ def result_keys(adata: Any) -> dict[str, str]:
     return found
 
 
-def _listing(adata: Any) -> str:
+def describe_keys(adata: Any) -> str:
     """'keys with secact results: ...' (for error messages)."""
     keys = result_keys(adata)
     if not keys:
@@ -401,10 +402,10 @@ def missing(adata: Any, key: str, kind: str) -> KeyError | ValueError | TypeErro
     ):
         return None
     if key not in uns:
-        msg = f"adata.uns has no {key!r} ({_listing(adata)}); run {spec.tool}(adata, ..., key_added={key!r}) first."
+        msg = f"adata.uns has no {key!r} ({describe_keys(adata)}); run {spec.tool}(adata, ..., key_added={key!r}) first."
         return KeyError(msg)
     what = f"a {found} result" if found else "not a secact result"
-    msg = f"adata.uns[{key!r}] is {what}, not a {spec.tool} result; {_listing(adata)}."
+    msg = f"adata.uns[{key!r}] is {what}, not a {spec.tool} result; {describe_keys(adata)}."
     return ValueError(msg)
 
 

@@ -22,7 +22,7 @@ def _entry(adata: Any, key: str) -> Mapping:
             raise TypeError(msg)
         if key not in uns:
             msg = (
-                f"adata.uns has no {key!r} ({res._listing(adata)}); run `secact.tl.ccc(adata, groupby, "
+                f"adata.uns has no {key!r} ({res.describe_keys(adata)}); run `secact.tl.ccc(adata, groupby, "
                 f"key_added={key!r})` or `secact.tl.ccc_spatial(...)` first."
             )
             raise KeyError(msg)

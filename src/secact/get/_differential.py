@@ -23,7 +23,7 @@ def _results(adata: Any, key: str) -> pd.DataFrame:
         raise TypeError(f"expected an AnnData or a results DataFrame, got {type(adata).__name__}.")
     if key not in uns:
         raise KeyError(
-            f"adata.uns has no {key!r} ({_res._listing(adata)}); run "
+            f"adata.uns has no {key!r} ({_res.describe_keys(adata)}); run "
             f"`secact.tl.differential(adata, ..., key_added={key!r})` first."
         )
     entry = uns[key]

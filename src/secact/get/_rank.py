@@ -47,7 +47,7 @@ def rank_activities(
         entry = uns.get(key)
         if entry is None:
             raise KeyError(
-                f"adata.uns has no {key!r} ({_res._listing(adata)}); run "
+                f"adata.uns has no {key!r} ({_res.describe_keys(adata)}); run "
                 f"`secact.tl.rank_activities(adata, groupby, key_added={key!r})` first."
             )
         if not isinstance(entry, dict) or "results" not in entry or "protein" not in entry["results"]:
