@@ -34,7 +34,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FAILURES", "CoxFit", "cox_fit", "timefix"]
+__all__ = [
+    "FAILURES",
+    "CoxFit",
+    "KaplanMeier",
+    "Separation",
+    "best_separation",
+    "cox_fit",
+    "kaplan_meier",
+    "logrank",
+    "timefix",
+]
 
 #: codes of :attr:`CoxFit.failure` -> what R says (``0``: the fit is fine)
 FAILURES = {
@@ -391,3 +401,92 @@ def _fit_chunk(cov, act, rs, eps, toler_chol, iter_max, toler_inf) -> CoxFit:
     coef = np.where(singular, np.nan, coef)
     failure[(failure == 0) & singular[:, -1]] = 3
     return CoxFit(coef, var, np.stack([loglik0, best], axis=1), iters, failure, infinite)
+
+
+# ----------------------------------------------------------------------------------------------
+# two groups: SecAct R's best separation, Kaplan-Meier curves, the log-rank test
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Separation:
+    """SecAct R's ``CoxPH_best_separation`` of one activity."""
+
+    z: float
+    """Wald z of the continuous activity."""
+    threshold: float
+    """The activity value whose split (``activity >= threshold``) gives the most extreme z
+    in the direction of ``z``."""
+    z_opt: float
+    """Wald z of that split."""
+
+
+def best_separation(
+    time: np.ndarray, event: np.ndarray, covariates: np.ndarray, activity: np.ndarray, margin: int = 5
+) -> Separation:
+    """The best-separation threshold of one activity (``activity``: ``(n,)``).
+
+    As SecAct R's ``CoxPH_best_separation``: the continuous fit first (a failed fit, as R
+    flags by a warning or error, raises :class:`ValueError`); then, for each sorted activity
+    value ``v[i]``, ``i`` from ``margin + 1`` to ``n - margin`` (1-based), the fit of the 0/1
+    split ``activity >= v[i]``; failed splits are skipped; the first split with the largest z
+    (if the continuous z is positive) or the smallest (otherwise) wins. All splits are
+    fitted at once.
+    """
+    activity = np.asarray(activity, dtype=np.float64)
+    n = activity.size
+    cont = cox_fit(time, event, covariates, activity[:, None])
+    if cont.failure[0] or not np.isfinite(cont.z[0, -1]):
+        raise ValueError(FAILURES[int(cont.failure[0])] or "the activity is singular")
+    z0 = float(cont.z[0, -1])
+    values = np.sort(activity)[margin : n - margin]
+    if values.size == 0:
+        return Separation(z0, np.nan, np.nan)
+    splits = (activity[:, None] >= values[None, :]).astype(np.float64)
+    fit = cox_fit(time, event, covariates, splits)
+    z = fit.z[:, -1]
+    z = np.where((fit.failure == 0) & np.isfinite(z), z, np.nan)
+    if np.isnan(z).all():
+        return Separation(z0, np.nan, np.nan)
+    best = int(np.nanargmax(z) if z0 > 0 else np.nanargmin(z))  # the first of equals, as R's loop
+    return Separation(z0, float(values[best]), float(z[best]))
+
+
+@dataclass
+class KaplanMeier:
+    """A Kaplan-Meier curve at the distinct times (events or censorings) of one group."""
+
+    time: np.ndarray
+    n_risk: np.ndarray
+    n_event: np.ndarray
+    n_censor: np.ndarray
+    surv: np.ndarray
+
+
+def kaplan_meier(time: np.ndarray, event: np.ndarray) -> KaplanMeier:
+    """The Kaplan-Meier estimate (R's ``survfit``, with its ``timefix``)."""
+    time = timefix(np.asarray(time, dtype=np.float64))
+    event = np.asarray(event, dtype=np.float64)
+    times, inverse = np.unique(time, return_inverse=True)
+    n_event = np.bincount(inverse, weights=event, minlength=times.size)
+    n_all = np.bincount(inverse, minlength=times.size).astype(np.float64)
+    n_risk = np.cumsum(n_all[::-1])[::-1]
+    surv = np.cumprod(1.0 - n_event / n_risk)
+    return KaplanMeier(times, n_risk, n_event, n_all - n_event, surv)
+
+
+def logrank(time: np.ndarray, event: np.ndarray, group: np.ndarray) -> tuple[float, float]:
+    """The log-rank test of two groups (R's ``survdiff``, ``rho = 0``): chi-square and p."""
+    from scipy import special
+
+    time = timefix(np.asarray(time, dtype=np.float64))
+    event = np.asarray(event, dtype=np.float64)
+    group = np.asarray(group, dtype=bool)
+    times, inverse = np.unique(time, return_inverse=True)
+    d = np.bincount(inverse, weights=event, minlength=times.size)
+    d1 = np.bincount(inverse, weights=event * group, minlength=times.size)
+    n = np.cumsum(np.bincount(inverse, minlength=times.size)[::-1])[::-1].astype(np.float64)
+    n1 = np.cumsum(np.bincount(inverse, weights=group.astype(np.float64), minlength=times.size)[::-1])[::-1]
+    expected = d * n1 / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = np.where(n > 1, d * (n1 / n) * (1 - n1 / n) * (n - d) / (n - 1), 0.0)
+    chisq = float((d1.sum() - expected.sum()) ** 2 / var.sum())
+    return chisq, float(special.chdtrc(1, chisq))

@@ -9,6 +9,7 @@ from ._embedding import embedding, spatial, umap
 from ._heatmap import activity_heatmap, heatmap
 from ._rank import rank_activities
 from ._spatial import spatial_activity, velocity
+from ._survival import survival
 from ._volcano import volcano
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "rank_activities",
     "spatial",
     "spatial_activity",
+    "survival",
     "umap",
     "velocity",
     "volcano",

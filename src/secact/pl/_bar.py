@@ -24,9 +24,11 @@ data
     A :class:`pandas.Series` (protein -> activity), a :class:`secact.ActivityResult`
     (bulk, from :func:`secact.infer`), an AnnData with results of
     :func:`secact.tl.activity` (group level by default, see ``level``), or an
-    observations x proteins DataFrame.
+    observations x proteins DataFrame; or the table of :func:`secact.tl.coxph` (its risk
+    scores, as SecAct R's vignette plots them).
 group
-    The group, sample or cell to show (may be omitted when there is only one).
+    The group, sample or cell to show (may be omitted when there is only one; for a
+    :func:`secact.tl.coxph` table: the title).
 key
     ``key_added`` of the run (AnnData input).
 stat
@@ -45,7 +47,11 @@ def _selection(data, group, key, stat, level, top, collapse_groups) -> tuple[pd.
         msg = f"stat must be 'zscore' or 'beta', got {stat!r}."
         raise ValueError(msg)
     top = check_top(top)
-    if isinstance(data, pd.Series):
+    label = _STAT_LABEL[stat]
+    if isinstance(data, pd.DataFrame) and "risk_z" in data.columns:  # a tl.coxph table
+        values, name, sig_groups = data["risk_z"].astype(np.float64), str(group or ""), None
+        label = "risk score (Cox z)"
+    elif isinstance(data, pd.Series):
         values, name, sig_groups = data.astype(np.float64), str(data.name or ""), None
     else:
         from ._utils import resolve_group
@@ -67,11 +73,11 @@ def _selection(data, group, key, stat, level, top, collapse_groups) -> tuple[pd.
     if shown.empty:
         msg = f"no non-zero finite activity to show for {name!r}."
         raise ValueError(msg)
-    return shown, name
+    return shown, name, label
 
 
 def _draw(kind, data, group, key, stat, level, top, collapse_groups, figsize, ax, show, return_fig, save):
-    shown, name = _selection(data, group, key, stat, level, top, collapse_groups)
+    shown, name, label = _selection(data, group, key, stat, level, top, collapse_groups)
     n = len(shown)
     longest = max(len(str(i)) for i in shown.index)
     if figsize is None:
@@ -92,7 +98,7 @@ def _draw(kind, data, group, key, stat, level, top, collapse_groups, figsize, ax
     lo, hi = min(0.0, float(v.min())), max(0.0, float(v.max()))
     pad = 0.08 * (hi - lo or 1.0)
     ax.set_xlim(lo - pad, hi + pad)
-    ax.set_xlabel(_STAT_LABEL[stat])
+    ax.set_xlabel(label)
     if name:
         ax.set_title(name)
     ax.spines[["top", "right"]].set_visible(False)
