@@ -269,3 +269,50 @@ def test_nmf_recovers_planted_factors_deterministically():
     assert h[1 - first, 50:].mean() > 20 * h[1 - first, :50].mean()
     with pytest.raises(ValueError, match="non-negative"):
         spatial.nmf(-v, 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# R's arithmetic for SecAct.CCC.scST's p-values (tests/data/ccc_spatial/r_means.tsv, R 4.2.2)
+# ----------------------------------------------------------------------------------------------
+def _r_means() -> list[tuple[np.ndarray, float, float, bool]]:
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "data" / "ccc_spatial" / "r_means.tsv"
+    rows = []
+    for line in path.read_text().splitlines()[1:]:
+        _, values, mean, col_mean, ge = line.split("\t")
+        rows.append((np.array([float(v) for v in values.split()]), float(mean), float(col_mean), ge == "1"))
+    return rows
+
+
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).nmant != 63, reason="R's values were made where long double is 80-bit"
+)
+def test_r_mean_and_col_means_equal_r():
+    rows = _r_means()
+    ref = [0, 0, 0, 3, 4, 5, 6, 7, 8, 8]  # as in make_r_means.R (0-based)
+    for (x, mean, col_mean, ge), k in zip(rows, ref, strict=True):
+        assert spatial.r_mean(x[:, None])[0] == mean
+        assert spatial.r_col_means(x[:, None])[0] == col_mean
+        assert (spatial.r_col_means(x[:, None])[0] >= spatial.r_mean(rows[k][0][:, None])[0]) == ge
+    # plain double sums get some of these wrong (why R's arithmetic is needed)
+    assert np.mean(rows[3][0]) != rows[3][1]
+    assert np.mean(rows[9][0]) != rows[9][1]  # 0.3 then nine 0.1: 0.12000000000000002 in doubles
+
+
+def test_count_at_least_decides_near_ties_with_r_arithmetic():
+    rng = np.random.default_rng(0)
+    obs_vals = rng.exponential(size=(12, 3))
+    observed = spatial.r_mean(obs_vals)
+    sets = np.stack([obs_vals[rng.permutation(12)] for _ in range(200)])  # same values, other orders
+    sets[:50] *= 1 + 1e-9  # clearly above
+    sets[50:100] *= 1 - 1e-9  # clearly below
+    got = spatial._count_at_least(sets, observed)
+    want = [
+        sum(spatial.r_col_means(sets[b, :, k][:, None])[0] >= observed[k] for b in range(200))
+        for k in range(3)
+    ]
+    np.testing.assert_array_equal(got, want)
+    assert all(50 <= w <= 150 for w in want)
+    naive = (sets.mean(axis=1) >= observed).sum(axis=0)
+    assert not np.array_equal(naive, want)  # double means misjudge some of the reordered ties

@@ -141,3 +141,17 @@ def test_rng_errors(cells):
         _ours(cells, rng="r")
     with pytest.raises(TypeError, match="seed must be an integer"):
         _ours(cells, seed=1.5)
+
+
+def test_chunked_background_equals_r(cells, monkeypatch):
+    """Background sets evaluated a few at a time (a second R stream moved past the senders'
+    draws): still R's table."""
+    import functools
+
+    from secact.core import spatial
+
+    monkeypatch.setattr(
+        spatial, "ccc_spatial", functools.partial(spatial.ccc_spatial, chunk_elements=7 * 250 * 5)
+    )
+    entry = _ours(cells, ratio_cutoff=0.0, padj_cutoff=1.01)
+    _assert_same_table(entry["links"], _r_table("ccc_all.tsv"))
