@@ -23,6 +23,8 @@ TOOLS = {name: getattr(secact.tl, name) for name in secact.tl.__all__ if name no
 PLOTS = {name: getattr(secact.pl, name) for name in secact.pl.__all__}
 GETTERS = {name: getattr(secact.get, name) for name in secact.get.__all__}
 DEPRECATED = {"activity_heatmap"}  # an alias forwarding **kwargs to pl.heatmap
+# the simulated data hold a few thousand genes: CytoSig's overlap note is expected
+pytestmark = pytest.mark.filterwarnings("ignore:only .* signature genes found:UserWarning")
 
 
 def _positional(fn) -> list[str]:
@@ -244,3 +246,28 @@ def test_missing_results_name_the_keys_that_hold_results(single_cell):
     nothing = ad.AnnData(np.zeros((2, 2)))
     with pytest.raises(KeyError, match=r"no key of adata\.uns holds secact results"):
         secact.get.activity(nothing)
+
+
+@pytest.mark.parametrize("name", [*CALLS, *SPATIAL_CALLS])
+def test_backed_objects_follow_the_rule(single_cell, tissue, name, tmp_path):
+    """A backed AnnData cannot be copied, and a view of one cannot hold results (the same
+    errors for every tool, before anything is computed)."""
+    call = CALLS.get(name) or SPATIAL_CALLS[name]
+    data = single_cell if name in CALLS else tissue
+    data.write_h5ad(tmp_path / "backed.h5ad")
+    backed = ad.read_h5ad(tmp_path / "backed.h5ad", backed="r")
+    try:
+        with pytest.raises(ValueError, match=r"copy=True cannot hold the results of a backed AnnData"):
+            call(backed, key_added="rule", copy=True)
+        view = backed[: backed.n_obs // 2]
+        # tl.differential refuses backed views as input already (they would be read into memory)
+        match = (
+            r"backed AnnData views are not supported"
+            if name == "differential"
+            else r"view of a backed AnnData"
+        )
+        with pytest.raises(ValueError, match=match):
+            call(view, key_added="rule")
+        assert "rule" not in backed.uns
+    finally:
+        backed.file.close()
