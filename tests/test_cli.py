@@ -19,7 +19,7 @@ from secact.cli import main
 
 DATA = Path(__file__).parent / "data"
 SCRIPT = Path(sys.executable).parent / "secact"
-COMMANDS = ("activity", "infer", "differential", "fetch-signature", "example")
+COMMANDS = ("activity", "infer", "differential", "coxph", "fetch-signature", "example")
 
 
 def run(*args: str, script: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -513,3 +513,53 @@ def test_main_restores_the_logger(profile_tsv, tmp_path, capsys):
     assert main(args) == 0
     assert "computed activity" in capsys.readouterr().err
     assert (list(log.handlers), list(log.filters), log.propagate, log.level) == before
+
+
+# ----------------------------------------------------------------------------------------------
+# coxph
+# ----------------------------------------------------------------------------------------------
+def test_coxph_writes_rs_risk_scores(tmp_path):
+    """The R reference cohort (tests/data/coxph): proteins x samples activity as SecAct R writes it."""
+    cox = DATA / "coxph"
+    out = tmp_path / "risk.tsv"
+    proc = run(
+        "coxph", os.fspath(cox / "activity.tsv"), os.fspath(cox / "clinical.tsv"), "-o", os.fspath(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"wrote {out}: 30 proteins (28 with a risk score) from 77 samples")
+    assert "77 samples in both tables" in proc.stderr  # the overlap is logged
+    table = pd.read_csv(out, sep="\t", index_col=0, keep_default_na=False, na_values=[""])
+    ref = pd.read_csv(cox / "coxph_cov.tsv", sep="\t", index_col=0)  # every other column: R's `~ .`
+    np.testing.assert_array_equal(table["risk_z"].isna(), ref["z"].isna())
+    ok = ref["z"].notna()
+    np.testing.assert_allclose(table.loc[ok, "risk_z"], ref.loc[ok, "z"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(table.loc[ok, "pvalue"], ref.loc[ok, "pvalue"], rtol=0, atol=1e-10)
+    # --covariates, and a samples x proteins activity table
+    samples_first = tmp_path / "activity_samples.tsv"
+    pd.read_csv(cox / "activity.tsv", sep="\t", index_col=0).T.to_csv(samples_first, sep="\t")
+    out2 = tmp_path / "risk_age.csv"
+    proc = run(
+        "coxph", os.fspath(samples_first), os.fspath(cox / "clinical.tsv"), "-o", os.fspath(out2),
+        "--covariates", "age",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    age = pd.read_csv(out2, index_col=0)
+    ref = pd.read_csv(cox / "coxph_age.tsv", sep="\t", index_col=0)
+    ok = ref["z"].notna()
+    np.testing.assert_allclose(age.loc[ok, "risk_z"], ref.loc[ok, "z"], rtol=0, atol=1e-10)
+
+
+def test_coxph_mistakes_name_the_options(tmp_path):
+    cox = DATA / "coxph"
+    args = (
+        os.fspath(cox / "activity.tsv"),
+        os.fspath(cox / "clinical.tsv"),
+        "-o",
+        os.fspath(tmp_path / "r.tsv"),
+    )
+    assert_user_error(run("coxph", *args, "--time", "OS"), "--time 'OS' is not a column of clinical")
+    assert_user_error(run("coxph", *args, "--covariates", "grade"), "--covariates")
+    assert_user_error(run("coxph", *args, "--event", "stage"), "clinical[--event 'stage'] must be 1 (event")
+    table = os.fspath(cox / "clinical.tsv")
+    assert_user_error(run("coxph", table, table, "-o", args[-1]), "must hold numbers")
+    assert not (tmp_path / "r.tsv").exists()

@@ -2,7 +2,7 @@
 
 Commands: ``activity`` (AnnData ``.h5ad`` files, per cell or per group, out of core),
 ``infer`` (bulk genes x samples tables), ``differential`` (Wilcoxon tests of groups against a
-reference), ``fetch-signature`` (the SecAct signature into the cache) and ``example`` (an
+reference), ``coxph`` (survival regression of a cohort on activity), ``fetch-signature`` (the SecAct signature into the cache) and ``example`` (an
 offline demonstration).
 
 The command only parses: reading and checking files, the download and the statistics are the
@@ -259,6 +259,36 @@ def _differential(args: argparse.Namespace) -> int:
     return 0
 
 
+def _coxph(args: argparse.Namespace) -> int:
+    import secact
+    from secact.io import check_output
+    from secact.io._tables import read_profile, write_table
+
+    t0 = time.perf_counter()
+    _check_suffix(args.output, ".tsv", ".csv", ".txt")
+    check_output(args.output, reads=[args.activity, args.clinical], overwrite=args.overwrite)
+    activity = read_profile(args.activity)
+    clinical = read_profile(args.clinical)
+    clinical.index = clinical.index.astype(str)
+    # proteins x samples (as 'secact infer' and SecAct R write it) unless the rows are the samples
+    by_rows = activity.index.astype(str).isin(clinical.index).sum()
+    by_columns = activity.columns.astype(str).isin(clinical.index).sum()
+    activity = activity if by_rows > by_columns else activity.T
+    covariates = [] if args.no_covariates else args.covariates
+    if covariates is not None and not isinstance(covariates, list):
+        covariates = [c.strip() for c in covariates.split(",") if c.strip()]
+    table = secact.tl.coxph(
+        activity, clinical, time=args.time, event=args.event, covariates=covariates, ties=args.ties
+    )
+    write_table(table, args.output)
+    scored = int(table["risk_z"].notna().sum())
+    print(
+        f"wrote {args.output}: {len(table):,} proteins ({scored:,} with a risk score) from "
+        f"{int(table['n'].max()):,} samples in {time.perf_counter() - t0:.1f} s"
+    )
+    return 0
+
+
 def _fetch_signature(args: argparse.Namespace) -> int:
     import secact
     from secact.datasets._signatures import SIGNATURES, install
@@ -423,6 +453,34 @@ def _differential_parser(sub) -> None:
     _verbosity_options(de)
 
 
+def _coxph_parser(sub) -> None:
+    cox = _command(sub, "coxph", _coxph, help="Cox regression of survival on each protein's activity",
+        description=(
+            "Risk score of each secreted protein in a cohort (SecAct R's SecAct.coxph.regression):\n"
+            "for every protein, coxph(Surv(Time, Event) ~ covariates + activity) as R's survival\n"
+            "package fits it (Efron ties), and the Wald z of the activity and its p-value.\n"
+            "ACTIVITY: proteins x samples (e.g. PREFIX.zscore.tsv of 'secact infer'), or samples x\n"
+            "proteins; CLINICAL: samples x variables (time, event 1/0, covariates), first column\n"
+            "the sample names. Writes one row per protein: risk_z, pvalue, coef, se, n, n_events,\n"
+            "failure (why risk_z is empty)."),
+        epilog="example:\n  secact infer cohort.tsv -o cohort && secact coxph cohort.zscore.tsv clinical.tsv -o risk.tsv")
+    cox.add_argument("activity", metavar="ACTIVITY", help="activity table (.tsv, .csv, .txt; optionally .gz)")
+    cox.add_argument("clinical", metavar="CLINICAL", help="clinical table, one row per sample")
+    cox.add_argument("-o", "--output", required=True, metavar="OUT.tsv",
+                     help="result table, .tsv or .csv (optionally .gz)")
+    cox.add_argument("--time", default="Time", metavar="COLUMN", help="column of the times (default: %(default)s)")
+    cox.add_argument("--event", default="Event", metavar="COLUMN",
+                     help="column of the events, 1 = event, 0 = censored (default: %(default)s)")
+    adjust = cox.add_mutually_exclusive_group()
+    adjust.add_argument("--covariates", metavar="LIST",
+                        help="comma-separated columns to adjust for (default: every other column, as R)")
+    adjust.add_argument("--no-covariates", action="store_true", help="adjust for nothing")
+    cox.add_argument("--ties", choices=["efron", "breslow"], default="efron",
+                     help="handling of tied times (default: %(default)s, as R)")
+    cox.add_argument("--overwrite", action="store_true", help="replace OUT.tsv if it exists")
+    _verbosity_options(cox)
+
+
 def _fetch_parser(sub) -> None:
     from secact.datasets._signatures import SIGNATURES
 
@@ -481,13 +539,21 @@ def build_parser() -> argparse.ArgumentParser:
             "  secact activity atlas.h5ad -o per_type.h5ad --groupby cell_type\n"
             "  secact infer logfc.tsv --differential -o ly86\n"
             "  secact differential atlas.h5ad --groupby condition --reference control -o de.tsv\n"
+            "  secact coxph cohort.zscore.tsv clinical.tsv -o risk.tsv\n"
             "  secact fetch-signature SecAct\n\n"
             "Run 'secact COMMAND --help' for the options of a command."
         ),
     )
     parser.add_argument("--version", action="version", version=f"secact {__version__}")
     sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
-    for add in (_activity_parser, _infer_parser, _differential_parser, _fetch_parser, _example_parser):
+    for add in (
+        _activity_parser,
+        _infer_parser,
+        _differential_parser,
+        _coxph_parser,
+        _fetch_parser,
+        _example_parser,
+    ):
         add(sub)
     return parser
 

@@ -132,12 +132,6 @@ def cohort(
         dup = clin.index[clin.index.duplicated()].unique()[:5].tolist()
         raise ParamError("{clinical=...} names samples more than once: {dup}.", dup=dup)
     shared = clin.index[clin.index.isin(table.index)]  # R: intersect(rownames(surv), samples)
-    logger.info(
-        "coxph: %d samples in both tables (%d with activity, %d with clinical data)",
-        len(shared),
-        len(table),
-        len(clin),
-    )
     if len(shared) == 0:
         hint = ""
         if clin.index.isin(table.columns.astype(str)).any():
@@ -161,19 +155,28 @@ def cohort(
     if not np.isfinite(t).all():
         raise ParamError("clinical[{time=}] holds infinite times.", time=time)
     e = clin[event]
-    values = set(pd.unique(e.astype(np.float64))) if not pd.api.types.is_bool_dtype(e) else {0.0, 1.0}
+    try:
+        values = set(pd.unique(e.astype(np.float64))) if not pd.api.types.is_bool_dtype(e) else {0.0, 1.0}
+    except (TypeError, ValueError):
+        values = {str(v) for v in pd.unique(e)}
     if not values <= {0.0, 1.0}:
         raise ParamError(
             "clinical[{event=}] must be 1 (event, e.g. death) or 0 (censored), or True / False; "
             "found {values}{hint}.",
             event=event,
-            values=[float(v) for v in sorted(values)[:5]],
+            values=sorted(float(v) if isinstance(v, float) else v for v in values)[:5],
             hint=" (R's 1 = censored, 2 = event coding: subtract 1)" if values == {1.0, 2.0} else "",
         )
     ev = e.to_numpy(dtype=np.float64)
     if ev.sum() == 0:
         raise ParamError("clinical[{event=}] holds no event among the matched samples.", event=event)
     design, names = _design(clin, covariates)
+    logger.info(
+        "coxph: %d samples in both tables (%d with activity, %d with clinical data)",
+        len(shared),
+        len(table),
+        len(clinical),
+    )
     return Cohort(table.loc[clin.index], t, ev, design, names)
 
 
