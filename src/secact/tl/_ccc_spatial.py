@@ -104,7 +104,7 @@ def ccc_spatial(
         Generator of the background draws. ``"R"``: R's own, as ``SecAct.CCC.scST`` draws
         them — ``set.seed(seed)`` before each type pair, then ``sample()`` of all senders
         and of all receivers (R >= 3.6's Mersenne-Twister with rejection sampling,
-        :mod:`secact.core.rsample`), so ``pvalue`` and ``padj`` equal R's (``padj`` bit for
+        ``secact.core.rsample``), so ``pvalue`` and ``padj`` equal R's (``padj`` bit for
         bit; R's table rounds ``ratio`` and ``pvalue`` to 15 significant digits). Cell types
         are paired in the order they first appear, as R's ``unique``, and compared as
         Python strings (R compares them in the session's collation; the same for names in
