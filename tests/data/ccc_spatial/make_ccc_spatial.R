@@ -11,7 +11,8 @@
 # mouse gene mapping, and parallel::mclapply (lapply: each type pair sets its own seed, so
 # the result is the same).
 #
-# Inputs written: counts.tsv (cells x genes, raw counts), cells.tsv (cell, x, y, cell_type),
+# The cells: a jittered 20 x 20 grid 10 um apart, four common types and two rare ones (3 cells
+# each, side by side). Inputs written: counts.tsv (cells x genes, raw counts), cells.tsv (cell, x, y, cell_type),
 # activity.tsv (cells x proteins, z-scores, 17 significant digits).
 # Outputs written: ccc.tsv (R's SecretedProteinCCC table with its defaults, radius 15: row
 # name, sender, secretedProtein, receiver, sender_count, receiver_count,
@@ -250,6 +251,11 @@ n <- nrow(xy)
 cells <- sprintf("cell%03d", 1:n)
 types <- c("Tumor", "Fibro", "Tcell", "Macro")
 cell_type <- sample(types, n, replace = TRUE, prob = c(0.4, 0.25, 0.2, 0.15))
+# two rare types side by side (3 cells each): type pairs with a handful of neighbouring pairs,
+# whose background sets often repeat the observed pairs (ties decided by R's arithmetic)
+rare <- which(xy$x > 45 & xy$x < 75 & xy$y > 45 & xy$y < 65)
+stopifnot(length(rare) == 6)
+cell_type[rare] <- c("Bcell", "Mast", "Bcell", "Mast", "Bcell", "Mast")
 
 proteins <- c("IFNG", "TGFB1", "IL6", "CXCL12", "SPP1", "VEGFA")
 fillers <- sprintf("GENE%02d", 1:14)
@@ -273,7 +279,7 @@ near <- (d <= 15 & d > 0) * 1
 act <- rbind(norm[proteins, ] %*% near, IL2 = 0)
 act <- t(scale(t(act)))
 act[is.na(act)] <- 0
-act <- 0.3 * act + matrix(rnorm(length(act)), nrow = nrow(act))
+act <- 0.7 * act + matrix(rnorm(length(act)), nrow = nrow(act))
 act["VEGFA", ] <- rnorm(n)  # no spatial signal
 dimnames(act) <- list(c(proteins, "IL2"), cells)
 
