@@ -106,10 +106,12 @@ def ccc_spatial(
         and of all receivers (R >= 3.6's Mersenne-Twister with rejection sampling,
         ``secact.core.rsample``), so ``pvalue`` and ``padj`` equal R's (``padj`` bit for
         bit; R's table rounds ``ratio`` and ``pvalue`` to 15 significant digits). Cell types
-        are paired in the order they first appear, as R's ``unique``, and compared as
-        Python strings (R compares them in the session's collation; the same for names in
-        one case and alphabet). A cell type with a single cell is drawn as itself (R's
-        ``sample()`` would draw from ``1:index`` there). ``"numpy"``: one
+        are paired in the order they first appear, as R's ``unique``; which of two types
+        draws first is decided by comparing their names as Python strings, as R does in the
+        C locale (R compares in the session's collation: in e.g. ``en_US`` names that mix
+        upper and lower case or hold punctuation may compare otherwise, and their p-values
+        then differ by Monte-Carlo noise). A cell type with a single cell is drawn as itself
+        (R's ``sample()`` would draw from ``1:index`` there). ``"numpy"``: one
         ``numpy.random.Generator(seed)`` for all type pairs (the same seed gives the same
         result, p-values differ from R's by Monte-Carlo noise).
     seed
