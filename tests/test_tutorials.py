@@ -36,7 +36,7 @@ def _code_cells(nb: nbformat.NotebookNode) -> list:
 
 def test_the_tutorials_are_there():
     names = {p.stem for p in NOTEBOOKS}
-    assert {"bulk", "single_cell", "atlas_backed", "differential", "spatial", "ccc"} <= names
+    assert {"bulk", "bulk_cohort", "single_cell", "atlas_backed", "differential", "spatial", "ccc"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
