@@ -395,3 +395,35 @@ def test_import_secact_does_not_import_tiledbsoma():
     code = "import sys, secact, secact.tl, secact.io, secact.get; print('tiledbsoma' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "False"
+
+
+def test_out_as_zarr_is_refused_before_computing(data, stores, tmp_path):
+    sig, _ = data
+    with pytest.raises(ValueError, match=r"written as an \.h5ad file.*res\.h5ad") as err:
+        secact.tl.activity(stores[1]["zarr3"], sig, out=tmp_path / "res.zarr", progress=False)
+    _one_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_soma_identity_and_resume_reuses_a_finished_run(data, soma_experiment, tmp_path, caplog):
+    """A SOMA input is identified by its experiment, measurement, layer and cells: resume=True
+    on a finished sidecar of the same job reuses it; another layer is another job."""
+    import logging
+
+    from secact.io import resolve
+
+    sig, _ = data
+    with resolve(soma_experiment) as inp:
+        found = inp.identity()
+    assert found["soma"] == {"uri": soma_experiment.uri, "measurement": "RNA", "layer": "raw"}
+    assert found["shape"] == [N_CELLS, data[1].n_vars]
+    out = tmp_path / "cells.h5ad"
+    kw = dict(method="analytic", progress=False, out=out)
+    secact.tl.activity(soma_experiment, sig, **kw)
+    first = ad.read_h5ad(out).X
+    with caplog.at_level(logging.INFO, logger="secact"):
+        secact.tl.activity(soma_experiment, sig, resume=True, **kw)
+    assert "reused, nothing recomputed" in caplog.text
+    np.testing.assert_array_equal(ad.read_h5ad(out).X, first)
+    with pytest.raises(ValueError, match=r"differs in input\.soma\.layer: .raw. there, .csc. here"):
+        secact.tl.activity(soma_experiment, sig, resume=True, layer="csc", **kw)

@@ -81,6 +81,9 @@ def check_output(
         if src is not None and _same_file(path, Path(os.path.expanduser(os.fspath(src)))):
             msg = "{out=} is the input file {src!r}: writing results there would destroy the data. Choose another path."
             raise ParamError(msg, out=os.fspath(out), src=os.fspath(src))
+    if path.suffix.lower() == ".zarr":  # results are written as .h5ad only (inputs may be .zarr)
+        msg = "{out=}: results are written as an .h5ad file; pass a path such as {example!r}."
+        raise ParamError(msg, out=os.fspath(out), example=os.fspath(path.with_suffix(".h5ad")))
     if path.is_dir():
         msg = "{out=} is a directory; give a file path such as {example!r}."
         example = os.fspath(path / "results.h5ad")
