@@ -173,9 +173,12 @@ class _Risk:
     status: np.ndarray  # (n,) 0/1, sorted by time
     starts: np.ndarray  # first row of each distinct time
     row_group: np.ndarray  # (n,) the time group of each row
-    term_group: np.ndarray  # (D,) the time group of each death term
-    term_starts: np.ndarray  # first term of each time group with deaths
+    dead_rows: np.ndarray  # rows with an event
+    dead_starts: np.ndarray  # first of dead_rows of each time group with deaths
     death_groups: np.ndarray  # the time groups with deaths
+    term_group: np.ndarray  # (D,) the time group of each death term
+    term_dgroup: np.ndarray  # (D,) the same as an index into death_groups
+    term_starts: np.ndarray  # first term of each time group with deaths
     term_frac: np.ndarray  # (D,) k / d (Efron) or 1 (Breslow)
     term_weight: np.ndarray  # (D,) weight of each term
 
@@ -187,16 +190,30 @@ def _risk(time: np.ndarray, status: np.ndarray, method: str) -> _Risk:
     deaths = np.add.reduceat(status, starts)
     groups = np.flatnonzero(deaths > 0)
     d = deaths[groups].astype(np.int64)
+    dead_rows = np.flatnonzero(status > 0)
+    dead_starts = np.cumsum(d) - d
     if method == "efron":
-        group = np.repeat(groups, d)
+        dgroup = np.repeat(np.arange(groups.size), d)
         within = np.arange(d.sum()) - np.repeat(np.cumsum(d) - d, d) + 1
         frac = within / np.repeat(d, d)
         weight = np.ones(d.sum())  # deadwt / ndead with unit case weights
         term_starts = np.cumsum(d) - d
     else:
-        group, frac, weight = groups, np.ones(groups.size), d.astype(np.float64)
+        dgroup, frac, weight = np.arange(groups.size), np.ones(groups.size), d.astype(np.float64)
         term_starts = np.arange(groups.size)
-    return _Risk(status, starts, row_group, group, term_starts, groups, frac, weight)
+    return _Risk(
+        status,
+        starts,
+        row_group,
+        dead_rows,
+        dead_starts,
+        groups,
+        groups[dgroup],
+        dgroup,
+        term_starts,
+        frac,
+        weight,
+    )
 
 
 def _revcumsum(x: np.ndarray) -> np.ndarray:
@@ -204,52 +221,62 @@ def _revcumsum(x: np.ndarray) -> np.ndarray:
 
 
 def _iterate(
-    beta: np.ndarray, z: np.ndarray, act: np.ndarray, rs: _Risk
+    beta: np.ndarray, z: np.ndarray, act: np.ndarray, rs: _Risk, dead_x: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log partial likelihood ``(P,)``, score ``(P, V)`` and information ``(P, V, V)`` at
     ``beta`` (``(P, V)``) for shared covariates ``z`` (``(n, k)``) and one activity per model
-    (``act``, ``(P, n)``), all sorted by time and centred.
+    (``act``, ``(P, n)``), all sorted by time and centred; ``dead_x`` (``(P, V)``): the
+    covariates summed over the events.
 
     With ``q`` the terms of the deaths (Efron: a death time with ``d`` deaths gives ``d``
     terms, the deaths' risk counted ``k / d``), the information is
     ``sum_q w_q (C_q / S_q - m_q m_q')``; its first part is ``sum_rows omega_row risk_row x
     x'`` where ``omega`` collects ``w_q / S_q`` over the terms whose risk set holds the row,
-    so it is a product with the rows' covariates (no per-term matrices).
+    so it is a product with the rows' covariates (no per-term matrices). Every variable is
+    handled as its own ``(P, n)`` array (contiguous sums, no ``(P, n, V)`` tensors).
     """
     k = z.shape[1]
+    p = act.shape[0]
     dead = rs.status.astype(bool)
+    g, dg, f, w = rs.term_group, rs.term_dgroup, rs.term_frac, rs.term_weight
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        zbeta = beta[:, :k] @ z.T + beta[:, k:] * act
+        zbeta = beta[:, k:] * act
+        if k:
+            zbeta += beta[:, :k] @ z.T
         risk = np.exp(zbeta)
-        x = np.concatenate([np.broadcast_to(z[None], (*act.shape, k)), act[:, :, None]], axis=2)
-        rx = risk[:, :, None] * x
-        tot0 = np.add.reduceat(risk, rs.starts, axis=1)
-        tot1 = np.add.reduceat(rx, rs.starts, axis=1)
-        d0 = np.add.reduceat(risk * dead, rs.starts, axis=1)
-        d1 = np.add.reduceat(rx * dead[None, :, None], rs.starts, axis=1)
-        at0, at1 = _revcumsum(tot0), _revcumsum(tot1)
-        g, f, w = rs.term_group, rs.term_frac, rs.term_weight
-        denom = at0[:, g] - (1 - f) * d0[:, g]
-        mean = (at1[:, g] - (1 - f)[:, None] * d1[:, g]) / denom[:, :, None]
-        loglik = (zbeta * dead).sum(axis=1) - (w * np.log(denom)).sum(axis=1)
-        u = (x * dead[None, :, None]).sum(axis=1) - np.einsum("d,pdv->pv", w, mean)
+
+        def at_terms(values: np.ndarray) -> np.ndarray:
+            """Per term: the sum over the risk set, the term's share of its deaths only."""
+            at = _revcumsum(np.add.reduceat(values, rs.starts, axis=1))
+            if not g.size:
+                return at[:, :0]
+            died = np.add.reduceat(values[:, rs.dead_rows], rs.dead_starts, axis=1)
+            return at[:, g] - (1 - f) * died[:, dg]
+
+        denom = at_terms(risk)
+        columns = [z[:, j] for j in range(k)] + [act]
+        means = [at_terms(risk * col) / denom for col in columns]
+        loglik = zbeta[:, rs.dead_rows].sum(axis=1) - np.log(denom) @ w
+        u = dead_x - np.stack([m @ w for m in means], axis=1)
         # omega: sum of w / S over the terms at or before the row's time, less, for a death,
         # the part (1 - f) of its own time's terms that leave it out
-        n_groups = rs.starts.size
-        alpha = np.zeros((act.shape[0], n_groups))
-        gamma = np.zeros((act.shape[0], n_groups))
+        alpha = np.zeros((p, rs.starts.size))
+        gamma = np.zeros((p, rs.starts.size))
         if g.size:
             alpha[:, rs.death_groups] = np.add.reduceat(w / denom, rs.term_starts, axis=1)
             gamma[:, rs.death_groups] = np.add.reduceat(w * (1 - f) / denom, rs.term_starts, axis=1)
         omega = np.cumsum(alpha, axis=1)[:, rs.row_group] - dead * gamma[:, rs.row_group]
         q = omega * risk
-        imat = np.empty((act.shape[0], k + 1, k + 1))
+        imat = np.empty((p, k + 1, k + 1))
         if k:
             zz = (z[:, :, None] * z[:, None, :]).reshape(len(z), k * k)
             imat[:, :k, :k] = (q @ zz).reshape(-1, k, k)
             imat[:, :k, k] = imat[:, k, :k] = (q * act) @ z
         imat[:, k, k] = (q * act * act).sum(axis=1)
-        imat -= np.matmul((mean * w[:, None]).transpose(0, 2, 1), mean)
+        for i in range(k + 1):
+            for j in range(i + 1):
+                imat[:, i, j] -= (means[i] * means[j]) @ w
+                imat[:, j, i] = imat[:, i, j]
     return loglik, u, imat
 
 
@@ -342,8 +369,12 @@ def _fit_chunk(cov, act, rs, eps, toler_chol, iter_max, toler_inf) -> CoxFit:
     a, ascale = _scale(act.T, axis=1)
     scale = np.concatenate([np.broadcast_to(zscale, (p, zscale.size)), ascale[:, None]], axis=1)
     v = z.shape[1] + 1
+    dead = rs.dead_rows
+    dead_x = np.concatenate(
+        [np.broadcast_to(z[dead].sum(axis=0), (p, v - 1)), a[:, dead].sum(axis=1)[:, None]], axis=1
+    )
     beta = np.zeros((p, v))
-    loglik0, u, imat = _iterate(beta, z, a, rs)
+    loglik0, u, imat = _iterate(beta, z, a, rs, dead_x)
     fac, flag = _cholesky2(imat, toler_chol)
     newbeta = beta + _chsolve2(fac, u)
     best = loglik0.copy()
@@ -358,7 +389,7 @@ def _fit_chunk(cov, act, rs, eps, toler_chol, iter_max, toler_inf) -> CoxFit:
         if live.size == 0:
             break
         iters[live] = it
-        newlk, u, imat = _iterate(newbeta[live], z, a[live], rs)
+        newlk, u, imat = _iterate(newbeta[live], z, a[live], rs, dead_x[live])
         fac, flag_live = _cholesky2(imat, toler_chol)
         notfinite = ~np.isfinite(u).all(axis=1) | ~np.isfinite(imat).all(axis=(1, 2)) | ~np.isfinite(newlk)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -385,7 +416,7 @@ def _fit_chunk(cov, act, rs, eps, toler_chol, iter_max, toler_inf) -> CoxFit:
     failure = np.zeros(p, dtype=np.int64)
     out_of_iter = np.flatnonzero(~done)
     if out_of_iter.size:  # R recomputes at the last good point, then warns
-        lk, u, imat = _iterate(beta[out_of_iter], z, a[out_of_iter], rs)
+        lk, u, imat = _iterate(beta[out_of_iter], z, a[out_of_iter], rs, dead_x[out_of_iter])
         best[out_of_iter] = lk
         final_u[out_of_iter] = u
         final_fac[out_of_iter], flag[out_of_iter] = _cholesky2(imat, toler_chol)
