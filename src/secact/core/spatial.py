@@ -266,7 +266,7 @@ def r_mean(x) -> np.ndarray:
     v = np.asarray(x, dtype=np.longdouble)
     n = v.shape[0]
     s = np.cumsum(v, axis=0)[-1] / n
-    fin = np.isfinite(s)
+    fin = np.isfinite(s.astype(np.float64))  # R: R_FINITE((double) s)
     t = np.cumsum(v - s, axis=0)[-1]
     s = np.where(fin, s + t / n, s)
     return np.asarray(s, dtype=np.float64)
@@ -312,16 +312,13 @@ def _background_draws(n1: int, n2: int, n_pairs: int, n_background: int, rng: st
             yield b0, s, r
         return
     total = n_pairs * n_background
-    receivers = RRandom(seed)
-    senders = receivers.copy()
-    if step >= n_background:
-        s = receivers.sample_int(n1, total, replace=True)
-        yield (
-            0,
-            s.reshape(n_background, n_pairs),
-            receivers.sample_int(n2, total, replace=True).reshape(n_background, n_pairs),
-        )
+    stream = RRandom(seed)
+    if step >= n_background:  # all at once, as R
+        s = stream.sample_int(n1, total, replace=True)
+        r = stream.sample_int(n2, total, replace=True)
+        yield 0, s.reshape(n_background, n_pairs), r.reshape(n_background, n_pairs)
         return
+    senders, receivers = stream.copy(), stream
     for a in range(0, total, step * n_pairs):  # move past the senders' draws
         receivers.sample_int(n1, min(step * n_pairs, total - a), replace=True)
     for b0 in range(0, n_background, step):
