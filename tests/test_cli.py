@@ -526,7 +526,7 @@ def test_coxph_writes_rs_risk_scores(tmp_path):
         "coxph", os.fspath(cox / "activity.tsv"), os.fspath(cox / "clinical.tsv"), "-o", os.fspath(out)
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith(f"wrote {out}: 30 proteins (28 with a risk score) from 77 samples")
+    assert proc.stdout.startswith(f"wrote {out}: 31 proteins (28 with a risk score) from 77 samples")
     assert "77 samples in both tables" in proc.stderr  # the overlap is logged
     table = pd.read_csv(out, sep="\t", index_col=0, keep_default_na=False, na_values=[""])
     ref = pd.read_csv(cox / "coxph_cov.tsv", sep="\t", index_col=0)  # every other column: R's `~ .`

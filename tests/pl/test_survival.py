@@ -88,7 +88,7 @@ def test_given_threshold_and_errors(activity, clinical):
     split = survival_split(activity, clinical[["Time", "Event"]], "P01", threshold=0.0)
     assert np.isnan(split.threshold) and split.cutoff == 0.0
     assert split.high.sum() == (activity.loc[split.high.index, "P01"] > 0).sum()
-    with pytest.raises(ParamError, match="protein='NOPE' is not among the 30 proteins"):
+    with pytest.raises(ParamError, match="protein='NOPE' is not among the 31 proteins"):
         secact.pl.survival(activity, clinical, "NOPE")
     few = clinical.assign(Event=(np.arange(len(clinical)) < 5).astype(int))
     with pytest.raises(ParamError, match=r"needs at least 10%"):

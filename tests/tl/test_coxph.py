@@ -40,9 +40,10 @@ def test_risk_scores_equal_r(activity, clinical, name):
     ref = reference(name)
     table = secact.tl.coxph(activity, clinical, covariates=COVARIATES[name])
     assert table.index.tolist() == ref.index.tolist()
-    # NA exactly where R gives NA (P28 constant: singular; P29 = -Time: no convergence)
+    # NA exactly where R gives NA (P28 constant: singular; P29 = -Time: no convergence; P31: a
+    # group without events, an infinite coefficient)
     np.testing.assert_array_equal(table["risk_z"].isna(), ref["z"].isna())
-    assert ref["z"].isna().sum() == 2
+    assert ref["z"].isna().sum() == 3
     for ours, theirs in (("risk_z", "z"), ("pvalue", "pvalue"), ("coef", "coef"), ("se", "se")):
         ok = ref["z"].notna()  # R reports se 0 for a singular fit; ours is NaN with a reason
         np.testing.assert_allclose(table.loc[ok, ours], ref.loc[ok, theirs], rtol=0, atol=1e-10)
@@ -51,6 +52,8 @@ def test_risk_scores_equal_r(activity, clinical, name):
     assert table.loc["P30", "n"] == 74  # three missing activities: those samples left out
     assert table.loc["P29", "failure"] == ref.loc["P29", "warning"]
     assert "singular" in table.loc["P28", "failure"]
+    assert ref.loc["P31", "warning"].startswith("Loglik converged before variable")
+    assert table.loc["P31", "failure"].startswith("Loglik converged before variable activity;")
     assert (table.loc[ref["z"].notna(), "failure"] == "").all()
 
 
@@ -73,6 +76,8 @@ def test_newton_raphson_takes_rs_iterations(activity, clinical, name):
     np.testing.assert_array_equal(fit.iterations[converged], ref["iter"].drop("P30")[converged])
     assert fit.failure[values.columns.get_loc("P29")] == 1  # ran out of 20 iterations
     assert fit.iterations[values.columns.get_loc("P29")] == 20
+    p31 = values.columns.get_loc("P31")  # R: "Loglik converged before variable <the activity>"
+    assert fit.failure[p31] == 2 and fit.infinite[p31].tolist() == [False] * design.shape[1] + [True]
 
 
 def test_inputs_give_one_answer(activity, clinical):
@@ -99,7 +104,7 @@ def test_overlap_is_logged_and_checked(activity, clinical, caplog):
     with caplog.at_level(logging.INFO, logger="secact"):
         secact.tl.coxph(activity, clinical, covariates=[])
     assert "77 samples in both tables (79 with activity, 80 with clinical data)" in caplog.text
-    assert "no risk score for 2 proteins" in caplog.text
+    assert "no risk score for 3 proteins" in caplog.text
     with pytest.raises(ParamError, match=r"no sample is in both.*activity\.T") as err:
         secact.tl.coxph(activity.T, clinical)
     assert err.value.param == "activity"

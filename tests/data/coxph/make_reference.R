@@ -2,11 +2,12 @@
 #
 #   cd tests/data/coxph && Rscript make_reference.R
 #
-# Simulated cohort (80 samples x 30 proteins, times rounded to create ties for Efron's rule)
+# Simulated cohort (80 samples x 31 proteins, times rounded to create ties for Efron's rule)
 # with clinical covariates (numeric age, 0/1 sex, character stage) and proteins whose fit
 # fails: P28 constant (singular: coefficient NA), P29 = -Time (perfect separation: no
 # convergence, a warning), P30 with missing values (rows dropped for that protein, as
-# coxph's na.omit does). Numbers are written with 17 significant digits.
+# coxph's na.omit does), P31 separating (a group without events: infinite coefficient, a
+# warning). Numbers are written with 17 significant digits.
 #
 # The per-protein fit follows SecAct R's SecAct.coxph.regression (R/downstream.R):
 # coxph(Surv(Time, Event) ~ ., data = cbind(clinical, Act = activity)) with its defaults
@@ -33,6 +34,9 @@ act["P27", ] <- rbinom(n, 1, 0.4)             # a 0/1 activity (not centred by c
 act["P28", ] <- 0                             # constant: singular, coefficient NA
 act["P29", ] <- -Time                         # perfect separation: no convergence
 act["P30", c(3, 17, 44)] <- NA                # missing: those samples dropped for P30
+# P31: 1 for a third of the censored samples, 0 elsewhere: a group without events, its
+# coefficient goes to -Inf and coxph warns "Loglik converged before variable ..."
+act <- rbind(act, P31 = as.numeric(Event == 0 & seq_len(n) %% 3 == 0))
 
 clinical <- data.frame(Time = Time, Event = Event, age = age, sex = sex, stage = stage,
                        row.names = samples, stringsAsFactors = FALSE)
