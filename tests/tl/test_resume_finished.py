@@ -4,7 +4,6 @@ the run stored it (nothing is computed) when the job is the same, refused when i
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from pathlib import Path
 
@@ -60,7 +59,9 @@ def _open(kind: str, data_file: Path):
 
 
 @pytest.mark.parametrize("kind", ["memory", "backed", "path"])
-def test_resume_on_a_finished_run_returns_it(data_file, tmp_path, monkeypatch, caplog, kind):
+def test_resume_on_a_finished_run_returns_it(data_file, tmp_path, monkeypatch, scanpy_log, kind):
+    import scanpy as sc
+
     out = tmp_path / "res.h5ad"
     first_input = _open(kind, data_file)
     first = secact.tl.activity(first_input, "CytoSig", out=out, **KW)
@@ -71,15 +72,17 @@ def test_resume_on_a_finished_run_returns_it(data_file, tmp_path, monkeypatch, c
 
     ran = _no_pass(monkeypatch)
     again_input = _open(kind, data_file)  # a re-run notebook cell: a fresh object, nothing in uns
-    with caplog.at_level(logging.INFO, logger="secact"):
-        again = secact.tl.activity(again_input, "CytoSig", out=out, resume=True, **KW)
+    scanpy_log.readouterr()
+    sc.settings.verbosity = 2  # info: what was done (the log goes to scanpy's once it is imported)
+    again = secact.tl.activity(again_input, "CytoSig", out=out, resume=True, **KW)
+    log = scanpy_log.readouterr().err
     assert ran == []
     assert (again is None) == (kind != "path")  # returned as the finished run returned
     again = again_input if again is None else again
     np.testing.assert_equal(dict(again.uns["secact"]["cells"]), dict(entry))
     assert not any(k.startswith("secact_") for k in again.obsm)  # the values stay in the sidecar
     assert _digest(out) == before  # the file is not rewritten
-    assert any("reused" in r.getMessage() and os.fspath(out) in r.getMessage() for r in caplog.records)
+    assert f"{os.fspath(out)} is the finished result of this run (resume=True): reused" in log
     # what the finished run gives, through the entry that points at the file
     np.testing.assert_array_equal(secact.get.activity(again).X, ad.read_h5ad(out).X)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["res.h5ad"]
