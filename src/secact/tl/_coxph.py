@@ -196,7 +196,7 @@ def coxph(
     (the *risk score*: positive when higher activity goes with shorter survival) and its
     p-value. The fits reproduce R's ``survival::coxph`` (its Newton-Raphson iteration,
     step halving, convergence rule and tolerances, Efron's ties, ``timefix``) for all
-    proteins at once (:mod:`secact.core.cox`); z and p agree with R to rounding. Where R
+    proteins at once (``secact.core.cox``); z and p agree with R to rounding. Where R
     warns or errors (no convergence, an infinite coefficient) or the activity is singular
     (e.g. constant), the risk score is ``NaN`` as in SecAct R, and ``failure`` says why.
 
