@@ -261,7 +261,9 @@ def r_mean(x) -> np.ndarray:
 
     R sums in ``long double`` in order, divides by ``n``, then adds the mean of the residuals
     (a second ``long double`` pass) before rounding to double. NumPy's ``longdouble`` is the
-    same C type as R's on the same platform (80-bit on x86-64 Linux).
+    same C type as R's on the same platform (80-bit on x86-64 Linux and macOS, 64-bit on
+    arm64 macOS) except on Windows, where R's is 80-bit and NumPy's 64-bit: there, means that
+    tie to the last bits may compare otherwise than in R.
     """
     v = np.asarray(x, dtype=np.longdouble)
     n = v.shape[0]
