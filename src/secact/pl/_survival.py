@@ -137,6 +137,9 @@ def survival(
     threshold rounded to 3 decimals, and a cohort with fewer than 10% events is refused.
     The legend gives each group's size; the log-rank p-value of the two groups and the Cox
     z of the continuous activity are written in the plot; censored samples are marked ``+``.
+    Thresholds, curves and p-values equal R's (``tests/data/coxph``). One difference: R reads
+    the activity's z by its position in the coefficient table, which is another coefficient
+    when a covariate is a factor; here it is always the activity's.
 
     Parameters
     ----------
