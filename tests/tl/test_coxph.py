@@ -151,3 +151,17 @@ def test_timefix_merges_near_ties(activity, clinical):
         rtol=1e-9,
         atol=1e-9,
     )
+
+
+def test_activity_collinear_with_a_covariate(clinical):
+    """0.5 * age - 30: R's coxph gives the activity NA (singular pivot, no warning) once age is
+    in the model, an ordinary fit without it (coxph_collinear.tsv)."""
+    ref = pd.read_csv(DATA / "coxph_collinear.tsv", sep="\t", index_col=0)
+    act = pd.DataFrame({"P32": 0.5 * clinical["age"] - 30}, index=clinical.index)
+    for setting, covariates in (("none", []), ("age", ["age"]), ("all", None)):
+        row = secact.tl.coxph(act, clinical, covariates=covariates).loc["P32"]
+        if np.isnan(ref.loc[setting, "z"]):
+            assert np.isnan(row["risk_z"]) and "singular" in row["failure"]
+        else:
+            assert row["risk_z"] == pytest.approx(ref.loc[setting, "z"], abs=1e-10)
+            assert row["pvalue"] == pytest.approx(ref.loc[setting, "pvalue"], abs=1e-10)

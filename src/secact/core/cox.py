@@ -51,7 +51,7 @@ FAILURES = {
     0: "",
     1: "Ran out of iterations and did not converge",
     2: "Loglik converged before a variable; coefficient may be infinite",
-    3: "activity is singular (e.g. constant): coefficient NA",
+    3: "activity is singular (constant, or a combination of the covariates): coefficient NA",
 }
 
 

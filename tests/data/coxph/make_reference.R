@@ -90,6 +90,17 @@ write.table(fmt(coxph_regression(act_out, clinical)),
 write.table(fmt(coxph_regression(act_out, clinical[, c("Time", "Event", "age")])),
             "coxph_age.tsv", sep = "\t", quote = FALSE, col.names = NA)
 
+# a protein collinear with a covariate (0.5 * age - 30): singular once age is adjusted for (NA,
+# no warning), an ordinary fit without covariates
+collinear <- matrix(0.5 * clinical$age - 30, 1, nrow(clinical), dimnames = list("P32", rownames(clinical)))
+rows <- list(none = c("Time", "Event"), age = c("Time", "Event", "age"), all = colnames(clinical))
+out <- do.call(rbind, lapply(names(rows), function(r) {
+  x <- coxph_regression(collinear, clinical[, rows[[r]]])
+  rownames(x) <- r
+  x
+}))
+write.table(fmt(out), "coxph_collinear.tsv", sep = "\t", quote = FALSE, col.names = NA)
+
 # ---- best separation (SecAct.survival.plot) ------------------------------------------------
 best_separation <- function(B, y, margin) {
   nc <- ncol(B)
