@@ -133,12 +133,15 @@ def test_missing_clinical_values_leave_samples_out(activity, clinical):
     pd.testing.assert_frame_equal(table, expected)
 
 
-def test_ties_by_breslow_differ_from_efron(activity, clinical):
-    efron = secact.tl.coxph(activity, clinical, covariates=[])
-    breslow = secact.tl.coxph(activity, clinical, covariates=[], ties="breslow")
-    ok = efron["risk_z"].notna()
-    assert not np.allclose(efron.loc[ok, "risk_z"], breslow.loc[ok, "risk_z"], atol=1e-6)
-    np.testing.assert_allclose(efron.loc[ok, "risk_z"], breslow.loc[ok, "risk_z"], atol=0.2)
+def test_breslow_ties_equal_r(activity, clinical):
+    ref = reference("age_breslow")
+    table = secact.tl.coxph(activity, clinical, covariates=["age"], ties="breslow")
+    np.testing.assert_array_equal(table["risk_z"].isna(), ref["z"].isna())
+    ok = ref["z"].notna()
+    np.testing.assert_allclose(table.loc[ok, "risk_z"], ref.loc[ok, "z"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(table.loc[ok, "pvalue"], ref.loc[ok, "pvalue"], rtol=0, atol=1e-10)
+    efron = secact.tl.coxph(activity, clinical, covariates=["age"])
+    assert not np.allclose(efron.loc[ok, "risk_z"], table.loc[ok, "risk_z"], atol=1e-6)  # ties matter here
 
 
 def test_timefix_merges_near_ties(activity, clinical):

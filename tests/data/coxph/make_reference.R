@@ -54,7 +54,7 @@ fmt <- function(df) {
 write.table(fmt(as.data.frame(act_out)), "activity.tsv", sep = "\t", quote = FALSE, col.names = NA)
 write.table(fmt(clinical), "clinical.tsv", sep = "\t", quote = FALSE, col.names = NA)
 
-coxph_regression <- function(mat, surv) {
+coxph_regression <- function(mat, surv, ties = "efron") {
   mat <- t(mat)
   olp <- intersect(rownames(surv), rownames(mat))
   X <- surv[olp, , drop = FALSE]
@@ -63,7 +63,7 @@ coxph_regression <- function(mat, surv) {
   for (g in colnames(Y)) {
     comb <- cbind(X, Act = Y[, g])
     why <- ""
-    fit <- tryCatch(coxph(Surv(Time, Event) ~ ., data = comb),
+    fit <- tryCatch(coxph(Surv(Time, Event) ~ ., data = comb, ties = ties),
                     error = function(e) { why <<- conditionMessage(e); NULL },
                     warning = function(w) { why <<- conditionMessage(w); NULL })
     if (is.null(fit)) {
@@ -89,6 +89,8 @@ write.table(fmt(coxph_regression(act_out, clinical)),
             "coxph_cov.tsv", sep = "\t", quote = FALSE, col.names = NA)
 write.table(fmt(coxph_regression(act_out, clinical[, c("Time", "Event", "age")])),
             "coxph_age.tsv", sep = "\t", quote = FALSE, col.names = NA)
+write.table(fmt(coxph_regression(act_out, clinical[, c("Time", "Event", "age")], ties = "breslow")),
+            "coxph_age_breslow.tsv", sep = "\t", quote = FALSE, col.names = NA)
 
 # a protein collinear with a covariate (0.5 * age - 30): singular once age is adjusted for (NA,
 # no warning), an ordinary fit without covariates
