@@ -225,20 +225,23 @@ def open_store(path: str | os.PathLike):
     block ends) or a ``.zarr`` store (a folder). :class:`FileNotFoundError` when nothing is at
     ``path``, :class:`ValueError` when what is there is not an AnnData store."""
     path = Path(os.path.expanduser(os.fspath(path)))
-    name = os.fspath(path)
     if path.is_dir():
         yield _zarr_root(path)
         return
+    with _h5ad_file(path) as f:
+        yield f
+
+
+def _h5ad_file(path: Path) -> h5py.File:
+    """The ``.h5ad`` file at ``path`` opened read-only (the caller closes it)."""
     if not path.is_file():
-        msg = f"no .h5ad file or .zarr store at {name!r}."
+        msg = f"no .h5ad file or .zarr store at {os.fspath(path)!r}."
         raise FileNotFoundError(msg)
     try:
-        f = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as err:
-        msg = f"{name!r} is not a readable .h5ad (HDF5) file: {err}"
+        msg = f"{os.fspath(path)!r} is not a readable .h5ad (HDF5) file: {err}"
         raise ValueError(msg) from err
-    with f:
-        yield f
 
 
 def _element(f, where: str, layer: str | None, use_raw: bool):
@@ -276,14 +279,7 @@ def _resolve_path(path: Path, layer: str | None, use_raw: bool | None) -> Resolv
         obs = io.read_elem(root["obs"])
         var = io.read_elem(root["raw/var"] if use_raw else root["var"])
         return Resolved(matrix, obs, var, layer, bool(use_raw), path=path, _reopen=True)
-    if not path.is_file():
-        msg = f"no .h5ad file or .zarr store at {os.fspath(path)!r}."
-        raise FileNotFoundError(msg)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        msg = f"{os.fspath(path)!r} is not a readable .h5ad (HDF5) file: {err}"
-        raise ValueError(msg) from err
+    f = _h5ad_file(path)
     try:
         if use_raw is None:
             use_raw = layer is None and "raw" in f
@@ -400,8 +396,9 @@ def block_source(
     Parameters
     ----------
     data
-        An :class:`~anndata.AnnData` (in memory, backed, or a view of either), a path to
-        an ``.h5ad`` file (opened read-only for each pass), a bare ``numpy`` /
+        An :class:`~anndata.AnnData` (in memory, backed, lazy, or a view), a path to an
+        ``.h5ad`` file or ``.zarr`` store (opened read-only for each pass), a TileDB-SOMA
+        ``Experiment`` / ``ExperimentAxisQuery`` (its ``"RNA"`` measurement), a bare ``numpy`` /
         ``scipy.sparse`` / dask matrix (cells x genes; names ``"0"``, ``"1"``, ...), a
         backed matrix (``h5py.Dataset`` / anndata sparse dataset), or a :class:`~secact.io.BlockSource`.
     layer
@@ -419,9 +416,9 @@ def block_source(
         if layer is not None or use_raw:
             raise ValueError("`layer` / `use_raw` cannot be applied to an existing BlockSource.")
         return data
-    if isinstance(data, str | os.PathLike | ad.AnnData):
+    if isinstance(data, str | os.PathLike | ad.AnnData) or is_soma(data):
         with resolve(data, layer=layer, use_raw=bool(use_raw)) as res:
             return res.source(temp_dir)
     if layer is not None or use_raw:
-        raise TypeError("`layer` and `use_raw` need an AnnData or an .h5ad path, not a bare matrix.")
+        raise TypeError("`layer` and `use_raw` need an AnnData or an .h5ad / .zarr path, not a bare matrix.")
     return matrix_source(data, temp_dir=temp_dir)
