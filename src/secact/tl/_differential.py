@@ -67,13 +67,14 @@ def differential(
     test with the normal approximation, exactly as
     ``scipy.stats.mannwhitneyu(x, y, method="asymptotic", use_continuity=continuity)``
     (two-sided, tie-corrected). Genes are processed in chunks, so backed AnnData and
-    ``.h5ad`` paths are handled out of core.
+    ``.h5ad`` / ``.zarr`` paths are handled out of core.
 
     Parameters
     ----------
     adata
         AnnData (in memory or backed, ``anndata.read_h5ad(path, backed="r")``), or a path to
-        an ``.h5ad`` file (read out of core; the results are returned in a new AnnData).
+        an ``.h5ad`` file or ``.zarr`` store (read out of core; the results are returned in a
+        new AnnData).
     groupby
         Categorical (or castable) column of ``obs``. Cells whose label is NaN are excluded
         from every comparison, including "rest".
