@@ -428,3 +428,38 @@ def test_soma_identity_and_resume_reuses_a_finished_run(data, soma_experiment, t
     np.testing.assert_array_equal(ad.read_h5ad(out).X, first)
     with pytest.raises(ValueError, match=r"differs in input\.soma\.layer: .raw. there, .csc. here"):
         secact.tl.activity(soma_experiment, sig, resume=True, layer="csc", **kw)
+
+
+def test_lazy_anndata_view_equals_the_subset(data, stores):
+    """A view of lazy AnnData (cells chosen lazily) gives the results of the subset in memory."""
+    pytest.importorskip("xarray")
+    sig, adata = data
+    mask = np.arange(adata.n_obs) % 2 == 0
+    view = ad.experimental.read_lazy(stores[1]["zarr2"])[mask]
+    assert view.is_view
+    kw = dict(method="permutation", n_permutations=30, progress=False)
+    groups = secact.tl.activity(view, sig, groupby="cell_type", **kw)
+    assert groups is None  # stored in the view's uns, like any AnnData
+    sub = adata[mask].copy()
+    secact.tl.activity(sub, sig, groupby="cell_type", **kw)
+    got, expect = secact.get.activity(view, level="groups"), secact.get.activity(sub, level="groups")
+    np.testing.assert_allclose(got.X, expect.X, rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(got.layers["pvalue"], expect.layers["pvalue"])
+
+
+def test_soma_var_query_equals_the_genes_in_memory(data, tmp_path):
+    """A query choosing genes by a var value filter = those genes in memory (the gene set
+    defines the centring and the permutation null, so this checks that only they are read)."""
+    tiledbsoma = pytest.importorskip("tiledbsoma")
+    sig, adata = data
+    keep = np.arange(adata.n_vars) % 3 != 1
+    one = adata.copy()
+    one.var["keep"] = keep
+    with _soma(one, tmp_path / "soma") as exp:
+        query = exp.axis_query("RNA", var_query=tiledbsoma.AxisQuery(value_filter="keep == True"))
+        out = tmp_path / "cells.h5ad"
+        kw = dict(method="permutation", n_permutations=30, progress=False)
+        secact.tl.activity(query, sig, out=out, batch_size=BATCH, **kw)
+    sub = adata[:, keep].copy()
+    secact.tl.activity(sub, sig, **kw)
+    _check_cells(_cells(out), {k: np.asarray(sub.obsm[f"secact_{k}"]) for k in STATS}, "permutation")
