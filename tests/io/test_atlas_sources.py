@@ -463,3 +463,28 @@ def test_soma_var_query_equals_the_genes_in_memory(data, tmp_path):
     sub = adata[:, keep].copy()
     secact.tl.activity(sub, sig, **kw)
     _check_cells(_cells(out), {k: np.asarray(sub.obsm[f"secact_{k}"]) for k in STATS}, "permutation")
+
+
+def test_soma_source_blocks(tmp_path):
+    """The SOMA source's blocks are the matrix's rows: an empty block, a short last block,
+    genes selected in any order with repeats, a resumed start."""
+    pytest.importorskip("tiledbsoma")
+    from secact.io import block_source
+
+    rng = np.random.default_rng(1)
+    x = rng.poisson(0.5, size=(45, 12)).astype(np.float32)
+    x[:20] = 0  # the first block (16 cells) stores nothing
+    adata = ad.AnnData(sp.csr_matrix(x), obs=pd.DataFrame(index=[f"c{i}" for i in range(45)]))
+    adata.var_names = [f"g{i}" for i in range(12)]
+    with _soma(adata, tmp_path / "soma") as exp:
+        src = block_source(exp)
+        assert (src.n_obs, src.n_vars, src.is_sparse, src.backed) == (45, 12, True, True)
+        assert list(src.obs_names) == list(adata.obs_names) and list(src.var_names) == list(adata.var_names)
+        cols = np.array([11, 0, 3, 3, 7])
+        for columns, want in ((None, x), (cols, x[:, cols])):
+            blocks = list(src.row_blocks(16, columns))
+            assert [(a, b) for a, b, _ in blocks] == [(0, 16), (16, 32), (32, 45)]
+            for a, b, block in blocks:
+                assert isinstance(block, sp.csr_matrix) and block.dtype == np.float64
+                np.testing.assert_array_equal(block.toarray(), want[a:b])
+        assert [a for a, _, _ in src.row_blocks(16, start=32)] == [32]

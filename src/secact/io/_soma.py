@@ -92,13 +92,14 @@ class SomaSource(BlockSource):
             cols.append(table.column("soma_dim_1").to_numpy())
             vals.append(table.column("soma_data").to_numpy())
         shape = (ids.size, self.n_vars)
-        if not rows:
+        r, c, v = (np.concatenate(x) if x else np.empty(0, np.int64) for x in (rows, cols, vals))
+        if r.size == 0:  # no stored value in these cells
             return sparse.csr_matrix(shape, dtype=np.float64)
-        r, c, v = (np.concatenate(x) for x in (rows, cols, vals))
         pos = np.searchsorted(ids, r)  # ids are sorted
-        if r.size and (pos.max() >= ids.size or not np.array_equal(ids[pos], r)):
+        if pos.max() >= ids.size or not np.array_equal(ids[pos], r):
             raise ValueError("the SOMA array returned cells that were not asked for; the array is damaged.")
-        c = lookup[c]
+        if c.max() >= lookup.size or (c := lookup[c]).min() < 0:
+            raise ValueError("the SOMA array returned genes that were not asked for; the array is damaged.")
         return sparse.coo_matrix((v, (pos, c)), shape=shape).tocsr()
 
 
