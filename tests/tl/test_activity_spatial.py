@@ -311,6 +311,6 @@ def test_bad_flavor_and_combinations(visium, control, sig):
         secact.tl.activity(a, sig, flavor="spatial", input="log", **KW)
     with pytest.raises(ValueError, match="not both"):
         secact.tl.activity(a, sig, flavor="spatial", control=control, reference=np.ones(a.n_obs, bool), **KW)
-    with pytest.raises(TypeError, match="AnnData or a path"):
+    with pytest.raises(TypeError, match=r"expected an AnnData, a path to an \.h5ad file or \.zarr store"):
         secact.tl.activity(a, sig, flavor="spatial", control=control.X, **KW)
     assert "secact" not in a.uns and not a.obsm.keys() - {"spatial"}
