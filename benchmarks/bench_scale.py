@@ -163,7 +163,7 @@ def main() -> None:
                 )
             modes = ["zscore32"] + (["default"] if n <= args.default_up_to else [])
             for mode in modes:
-                got = run(path, folder / f"side_{n}{kind}", mode)
+                got = run(path, folder / f"side_{n}_{kind[1:]}.h5ad", mode)
                 label = "4 stats, float64" if mode == "default" else "zscore, float32"
                 rows.append((n, kind, label, got["wall"]))
                 print(
@@ -176,10 +176,9 @@ def main() -> None:
     for kind in kinds:
         pts = sorted((n, w) for n, k, label, w in rows if k == kind and label == "zscore, float32")
         if len(pts) >= 2:
-            (n0, w0), (n1, w1) = (
-                pts[-2] if len(pts) > 2 and pts[-2][0] * 10 == pts[-1][0] else pts[0],
-                pts[-1],
-            )
+            n1, w1 = pts[-1]
+            decade = [pt for pt in pts if pt[0] * 10 == n1]  # 10^5 -> 10^6 when both were run
+            n0, w0 = decade[0] if decade else pts[0]
             per10 = (w1 / w0) ** (np.log(10) / np.log(n1 / n0))
             print(
                 f"# {kind[1:]}: time {n0:,} -> {n1:,} cells grew {w1 / w0:.2f}x for {n1 / n0:.0f}x cells ({per10:.2f}x per 10x; linear = 10x)"
