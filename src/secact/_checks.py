@@ -6,8 +6,14 @@ Nothing here imports the rest of secact, so ``core``, ``io``, ``tl`` and ``pl`` 
 from __future__ import annotations
 
 import numpy as np
+from fast_array_utils import types
 
-__all__ = ["DuplicateSymbolsError", "EmptyLibraryWarning", "check_positive_int"]
+__all__ = ["DuplicateSymbolsError", "EmptyLibraryWarning", "check_positive_int", "is_gpu_array"]
+
+
+def is_gpu_array(x) -> bool:
+    """Whether ``x`` is a CuPy array or CuPy sparse matrix (recognised without importing CuPy)."""
+    return isinstance(x, types.CupyArray | types.CupyCSMatrix)
 
 
 def check_positive_int(value, name: str, *, hint: str = "") -> int:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from fast_array_utils import types
 
+from .._checks import is_gpu_array
 from .._errors import ParamError
 from .._settings import BACKENDS, settings
 from .engine import Engine
@@ -39,7 +40,7 @@ def on_device(x: Any) -> bool:
     chunks are."""
     if isinstance(x, types.DaskArray):
         x = getattr(x, "_meta", None)
-    return isinstance(x, types.CupyArray | types.CupyCSMatrix)
+    return is_gpu_array(x)
 
 
 def resolve_backend(backend: str | None, data: Any = None) -> Backend:

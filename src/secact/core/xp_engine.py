@@ -251,7 +251,7 @@ class XpEngine:
             empty = np.empty((0, p))
             return BlockStats(empty, empty.copy(), empty.copy(), empty.copy())
         n_perm = self.table.shape[0] if self.method == "permutation" else 1
-        nnz = int(block.nnz) if sp.issparse(block) or hasattr(block, "nnz") else 0
+        nnz = int(getattr(block, "nnz", 0))  # SciPy or CuPy sparse; dense blocks have none
         itemsize = np.dtype(self.dtype).itemsize
         rows, k = choose_sizes(
             m, self.model.n_genes, p, n_perm, self.device.budget(), nnz=nnz, itemsize=itemsize

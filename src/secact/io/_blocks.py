@@ -16,7 +16,7 @@ import pandas as pd
 from fast_array_utils import types
 from scipy import sparse
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, is_gpu_array
 
 __all__ = [
     "Block",
@@ -31,7 +31,6 @@ __all__ = [
     "device_rows",
     "finish",
     "group_where",
-    "on_device",
     "value_dtype",
 ]
 
@@ -216,11 +215,6 @@ def check_sparse_matrix(mat, layout: str) -> None:
     check_indices(mat.indices, minor, where=where, indptr=mat.indptr)
 
 
-def on_device(x) -> bool:
-    """Whether ``x`` is a GPU array: a CuPy array or sparse matrix (recognised without CuPy)."""
-    return isinstance(x, types.CupyArray | types.CupyCSMatrix)
-
-
 class DeviceRows:
     """A matrix on a GPU (CuPy array or CSR/CSC matrix, e.g. from
     ``rapids_singlecell.get.anndata_to_GPU``) read by rows: each block of rows (a slice or
@@ -239,7 +233,7 @@ class DeviceRows:
 
 def device_rows(mat) -> DeviceRows | None:
     """:class:`DeviceRows` over ``mat`` when it lives on a GPU, else ``None``."""
-    return DeviceRows(mat) if on_device(mat) else None
+    return DeviceRows(mat) if is_gpu_array(mat) else None
 
 
 def finish(block, *, owned: bool) -> Block:
@@ -248,7 +242,7 @@ def finish(block, *, owned: bool) -> Block:
     Blocks on a GPU (dask chunks of CuPy arrays) come to host memory first. Sparse blocks'
     structure is checked first (blocks read from disk are otherwise trusted by the compiled
     code that follows)."""
-    if on_device(block):
+    if is_gpu_array(block):
         block, owned = block.get(), True
     if isinstance(block, types.CSBase):
         major, minor = block.shape if block.format == "csr" else block.shape[::-1]
