@@ -10,6 +10,19 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 
+# The suite runs the kernel chosen by the cache-size rule and the default dense/sparse crossover,
+# in this process and in the subprocesses it starts, so that which path a block takes does not
+# depend on timings; tests/core/test_tuning.py exercises the timed choice itself.
+os.environ["SECACT_TUNE"] = "0"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _untimed_kernel_choice():
+    """``settings.tune = False`` even when secact was imported before this file was read."""
+    import secact
+
+    secact.settings.tune = False
+
 
 @pytest.fixture(autouse=True)
 def _restore_environ():

@@ -67,6 +67,17 @@ class Settings:
         Bytes of device memory one block may use on the GPU (``None``: the smaller of 4 GiB
         and half of the device's free memory). The number of permutations per product and,
         if needed, the rows per part are chosen to fit.
+    tune
+        How the sparse permutation kernel is chosen for this machine: ``True`` (measure the
+        candidate variants once per machine, dtype and signature shape, a few seconds on first
+        use, and keep the choice in ``data_dir``), ``False`` (no measurement: the rule from
+        the cache sizes and the default dense/sparse crossover) or ``"rerun"`` (measure again
+        on the next run and replace what was kept). The environment variable ``SECACT_TUNE``
+        (``0``, ``1`` or ``rerun``) sets the starting value, e.g. for batch jobs.
+    cache_sizes
+        Force the data cache sizes the kernels are sized for (``None``: read from the machine):
+        a dict with any of ``"l1d"``, ``"l2"``, ``"l3"`` (bytes or strings such as ``"48K"``,
+        ``"2M"``), or a string ``"L1d/L2[/L3]"`` such as ``"32K/512K"``.
     """
 
     batch_size: int = 2048
@@ -81,6 +92,8 @@ class Settings:
     temp_dir: str | os.PathLike | None = None
     backend: str = "auto"
     gpu_memory: int | None = None
+    tune: bool | str = True
+    cache_sizes: dict | str | None = None
 
     def __setattr__(self, name: str, value) -> None:
         if name not in {f.name for f in fields(self)}:
@@ -98,6 +111,12 @@ class Settings:
             if value is not None and not isinstance(value, bool):
                 msg = f"settings.progress must be None, True or False, got {value!r}."
                 raise ValueError(msg)
+        elif name == "tune":
+            if value not in (True, False, "rerun"):
+                msg = f"settings.tune must be True, False or 'rerun', got {value!r}."
+                raise ValueError(msg)
+        elif name == "cache_sizes" and value is not None:
+            value = _cache_sizes(value)
         elif name in ("data_dir", "temp_dir") and value is not None:
             value = Path(value).expanduser()
         object.__setattr__(self, name, value)
@@ -129,4 +148,36 @@ class Settings:
         return f"secact.settings({body})"
 
 
+def data_folder() -> Path:
+    """The folder for kept files (signatures, the kernel tuning): ``settings.data_dir`` when set,
+    else ``$SECACT_DATA_DIR`` when set, else the platform's user cache (``~/.cache/secact``)."""
+    if settings.data_dir is not None:
+        return Path(settings.data_dir)
+    env = os.environ.get("SECACT_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("secact"))
+
+
+def _cache_sizes(value) -> dict[str, int]:
+    from .core.machine import parse_size
+
+    levels = ("l1d", "l2", "l3")
+    if isinstance(value, str):
+        parts = [p for p in value.split("/") if p.strip()]
+        if not 1 <= len(parts) <= 3:
+            msg = f"settings.cache_sizes: expected 'L1d/L2[/L3]' such as '32K/512K', got {value!r}."
+            raise ValueError(msg)
+        value = dict(zip(levels, parts, strict=False))
+    if not isinstance(value, dict) or not value or set(value) - set(levels):
+        msg = f"settings.cache_sizes must be None, 'L1d/L2[/L3]' or a dict with keys {levels}, got {value!r}."
+        raise ValueError(msg)
+    return {k: parse_size(v) for k, v in value.items()}
+
+
 settings = Settings()
+_tune_env = os.environ.get("SECACT_TUNE", "").strip().lower()
+if _tune_env:
+    settings.tune = {"0": False, "false": False, "1": True, "true": True}.get(_tune_env, _tune_env)

@@ -46,18 +46,18 @@ from scipy.special import ndtr
 from .._settings import settings
 from ._kernels import accumulate_moments, aligned_empty, gather_columns
 from ._numba import kernel_threads
-from ._sparse_kernels import PERMUTE, PROTEINS_PER_TILE, G, project_f64
+from ._sparse_kernels import project_f64
 from .params import Method
 from .ridge import RidgeModel
 from .runner import tick, ticking
+from .tuning import DENSE_FROM, Variant
 
 __all__ = ["DENSE_FROM", "DTYPES", "BlockStats", "Engine", "Method", "check_engine_args"]
 
 DTYPES = ("float64", "float32")
 
-#: Permutation blocks at least this dense (stored / all values) run on the dense path (BLAS), others
-#: on the sparse kernels; ``benchmarks/bench_engine.py --crossover`` measures where the two meet.
-DENSE_FROM = 0.35
+#: projection tiles (observed ``A @ Tt``): 8 float64 proteins, one 64-byte row per gene
+PROJECTION_WIDTH = 8
 
 
 @dataclass
@@ -91,13 +91,17 @@ class Engine:
     layout
         ``"auto"`` (by density, see Notes), or force the ``"dense"`` or ``"sparse"`` path for
         permutation blocks.
+    variant
+        The sparse kernel variant (``None``: the one chosen for this machine, see
+        :mod:`secact.core.tuning`). Every variant gives the same numbers.
 
     Notes
     -----
     Permutation blocks run on the dense path (standardised block, ``permutation_chunk_bytes``
     of permuted copies at a time through one BLAS product, moments folded by a Numba kernel)
     or on the sparse kernels (``_sparse_kernels``), whichever is faster for the block's
-    density (:data:`DENSE_FROM`); both give the same numbers to rounding.
+    density (:attr:`dense_from`, measured per machine by :mod:`secact.core.tuning`); both give
+    the same numbers to rounding.
     """
 
     def __init__(
@@ -109,12 +113,18 @@ class Engine:
         offset: np.ndarray | None = None,
         dtype: str = "float64",
         layout: str = "auto",
+        variant: Variant | None = None,
     ) -> None:
         if layout not in ("auto", "dense", "sparse"):
             msg = f"layout must be 'auto', 'dense' or 'sparse', got {layout!r}."
             raise ValueError(msg)
         self.dtype = check_engine_args(model, method, table, offset, dtype)
+        if variant is not None and variant.dtype != self.dtype:
+            msg = f"variant {variant} is for {variant.dtype}, the engine computes in {self.dtype}."
+            raise ValueError(msg)
         self.layout = layout
+        self._variant = variant
+        self._dense_from: float | None = None
         self.model = model
         self.method = method
         self.table = table
@@ -124,40 +134,71 @@ class Engine:
         self._tiles: dict[str, np.ndarray] = {}
 
     # -- shared per-run constants, built lazily ---------------------------------------------------
+    def _choice(self):
+        from .tuning import choose
+
+        return choose(self.dtype, self.model.n_genes, self.model.n_proteins)
+
+    @property
+    def variant(self) -> Variant:
+        """The sparse kernel variant this engine runs."""
+        if self._variant is None:
+            self._variant = self._choice().variant
+        return self._variant
+
+    @property
+    def dense_from(self) -> float:
+        """Permutation blocks at least this dense (stored / all values) run on the dense path."""
+        if self._dense_from is None:
+            self._dense_from = self._choice().dense_from
+        return self._dense_from
+
+    def __getstate__(self) -> dict:
+        """Pickled for other processes (dask workers) with the kernel choice made here, once,
+        and without the per-run constants (rebuilt there when needed)."""
+        if self.method == "permutation":
+            _ = self.variant, self.dense_from
+        state = self.__dict__.copy()
+        state.update(_sparse=None, _tt=None, _tiles={})
+        return state
+
     def _products(self) -> np.ndarray:
         """``Tt`` in the product precision (dense path)."""
         if self._tt is None:
             self._tt = np.ascontiguousarray(self.model.Tt, dtype=self.dtype)
         return self._tt
 
-    def _protein_tiles(self, dtype: str) -> np.ndarray:
-        """``Tt`` cut into tiles of one 64-byte row per gene (``tiles x genes x width``)."""
-        if dtype not in self._tiles:
+    def _protein_tiles(self, dtype: str, width: int) -> np.ndarray:
+        """``Tt`` cut into tiles of ``width`` proteins (``tiles x genes x width``)."""
+        if (dtype, width) not in self._tiles:
             tt = self.model.Tt
             n, p = tt.shape
-            width = PROTEINS_PER_TILE[dtype]
             n_tiles = -(-p // width)
             tiles = aligned_empty((n_tiles, n, width), dtype)
             padded = np.zeros((n, n_tiles * width), dtype=dtype)
             padded[:, :p] = tt
             tiles[:] = padded.reshape(n, n_tiles, width).transpose(1, 0, 2)
-            self._tiles[dtype] = tiles
-        return self._tiles[dtype]
+            self._tiles[(dtype, width)] = tiles
+        return self._tiles[(dtype, width)]
 
     def _sparse_constants(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Protein tiles of ``Tt``, the inverse table (genes x permutations padded to ``G``),
-        ``T r[perm_b]`` for every permutation and ``T 1`` (proteins padded to whole tiles)."""
+        """Protein tiles of ``Tt`` (flat rows) for the variant, the inverse table (genes x
+        permutations padded to the variant's pass), ``T r[perm_b]`` for every permutation and
+        ``T 1`` (proteins padded to whole tiles)."""
         if self._sparse is None:
             from .permutations import inverse_permutation_table
 
+            variant = self.variant
             table = self.table
             tt = self.model.Tt
             n, p = tt.shape
-            tiles = self._protein_tiles(self.dtype)
+            tiles = self._protein_tiles(self.dtype, variant.width)
+            tiles = tiles.reshape(tiles.shape[0], n * variant.width)  # a view: rows of one tile back to back
             n_perm = table.shape[0]
-            inv = np.zeros((n, -(-n_perm // G) * G), dtype=np.int32)
+            g = variant.perms
+            inv = np.zeros((n, -(-n_perm // g) * g), dtype=np.int32)
             inv[:, :n_perm] = inverse_permutation_table(table).T
-            width = tiles.shape[0] * tiles.shape[2]  # proteins padded to whole tiles
+            width = tiles.shape[0] * variant.width  # proteins padded to whole tiles
             trp = np.zeros((n_perm, width))
             if self.offset is not None:
                 trp[:, :p] = self.offset[table] @ tt  # T r[perm_b]: (B x n) @ (n x p)
@@ -173,7 +214,7 @@ class Engine:
         if self.method == "permutation" and block.shape[0] and block.shape[1]:
             if self.layout == "auto":
                 stored = block.nnz if sparse else np.count_nonzero(block)
-                dense = stored >= DENSE_FROM * block.shape[0] * block.shape[1]
+                dense = stored >= self.dense_from * block.shape[0] * block.shape[1]
             else:
                 dense = self.layout == "dense"
             if sparse and dense:
@@ -250,7 +291,7 @@ class Engine:
             scale[stored] = np.maximum.reduceat(np.abs(data), indptr[:-1][stored])
         _rounding_level(sigma, scale, self.offset)
         ta = np.empty((m, tt.shape[1]))
-        project_f64(indptr, indices, data, self._protein_tiles("float64"), ta)
+        project_f64(indptr, indices, data, self._protein_tiles("float64", PROJECTION_WIDTH), ta)
         with np.errstate(invalid="ignore", divide="ignore"):
             beta = (ta - tr - mu[:, None] * c) / sigma[:, None]
         if self.method == "analytic":
@@ -266,7 +307,7 @@ class Engine:
         part = max(64, 16 * numba.get_num_threads()) if ticking() else max(m, 1)
         for a in range(0, m, part):
             b = min(a + part, m)
-            PERMUTE[self.dtype](
+            self.variant.kernel(
                 indptr[a : b + 1], indices, values, tiles, inv, trp, mu[a:b], sigma[a:b], c_pad,
                 absb[a:b], s1[a:b], s2[a:b], cnt[a:b],
             )  # fmt: skip

@@ -85,16 +85,9 @@ def data_dir() -> Path:
     ``secact.settings.data_dir`` when set, else ``$SECACT_DATA_DIR`` when set, else the
     platform's user cache folder (``~/.cache/secact`` on Linux).
     """
-    from .._settings import settings
+    from .._settings import data_folder
 
-    if settings.data_dir is not None:
-        return Path(settings.data_dir)
-    env = os.environ.get("SECACT_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    import pooch
-
-    return Path(pooch.os_cache("secact"))
+    return data_folder()
 
 
 def _sha256(path: Path) -> str:
