@@ -2,6 +2,13 @@
 
 Prints, side by side in one run:
 
+* this machine's data caches (as the kernels read them) and the kernel variant chosen for it
+  (timed once per machine, see ``secact.core.tuning``), with the measured dense/sparse crossover;
+* every sparse kernel variant's effective GFLOP/s on the SecAct signature's shape and its
+  fraction of dgemm, float64 and float32 (``*``: a candidate on these caches; ``<-``: chosen);
+* with ``--caches 32K/512K --caches 48K/2M``: the machines those caches describe, simulated
+  (candidates from the forced sizes, timed here), the variant each would choose and its fraction;
+* the first-use tuning time (a fresh process: empty Numba cache, nothing kept);
 * numpy's dgemm GFLOP/s (4000 x 4000 products, median);
 * the dense permutation path's GFLOP/s (2·B·n·p·m) and its ratio to dgemm;
 * the sparse permutation kernels' effective GFLOP/s (2·B·p·nnz: stored values only) and ratio;
@@ -32,9 +39,21 @@ import numpy as np
 import scipy.sparse as sp
 
 import secact
+from secact.core import machine, tuning
 from secact.core.engine import Engine
 from secact.core.params import InferenceParams
 from secact.core.plan import make_plan
+
+FIRST_USE = r"""
+import sys, time
+import secact
+from secact.core import tuning
+secact.settings.tune = "rerun"
+secact.settings.data_dir = sys.argv[4]
+t0 = time.perf_counter()
+choice = tuning.choose(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+print(time.perf_counter() - t0, choice.variant.name, choice.seconds)
+"""
 
 SECACTPY = r"""
 import sys, time, warnings
@@ -81,11 +100,15 @@ def genes(n_genes: int, seed: int = 0) -> list[str]:
     return [names[i] for i in order]
 
 
-def engine_rates(plan, density: float, m: int, repeats: int) -> dict[str, tuple[float, float]]:
-    """(seconds per cell, GFLOP/s) of both permutation paths on ``m`` log-normalised cells."""
+def log_block(plan, density: float, m: int):
     block = counts(m, plan.model.n_genes, density, seed=1).astype(np.float64)
     block.data = np.log2(block.data * 1e4 / 2000 + 1)
-    offset = np.asarray(block.mean(axis=0)).ravel()
+    return block, np.asarray(block.mean(axis=0)).ravel()
+
+
+def engine_rates(plan, density: float, m: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """(seconds per cell, GFLOP/s) of both permutation paths on ``m`` log-normalised cells."""
+    block, offset = log_block(plan, density, m)
     n, p, b = plan.model.n_genes, plan.model.n_proteins, plan.table.shape[0]
     out = {}
     for layout in ("dense", "sparse"):
@@ -95,6 +118,72 @@ def engine_rates(plan, density: float, m: int, repeats: int) -> dict[str, tuple[
         flops = 2 * b * p * (n * m if layout == "dense" else block.nnz)
         out[layout] = (dt / m, flops / dt / 1e9)
     return out
+
+
+def variant_rates(plan, density: float, m: int, repeats: int, dtype: str) -> dict[str, float]:
+    """Effective GFLOP/s (2·B·p·nnz) of every sparse kernel variant for ``dtype``."""
+    block, offset = log_block(plan, density, m)
+    p, b = plan.model.n_proteins, plan.table.shape[0]
+    out = {}
+    for v in tuning.variants(dtype):
+        eng = Engine(plan.model, table=plan.table, offset=offset, layout="sparse", dtype=dtype, variant=v)
+        eng.run(block[:2])
+        out[v.name] = 2 * b * p * block.nnz / median_time(lambda eng=eng: eng.run(block), repeats) / 1e9
+    return out
+
+
+def print_variants(plan, args, gemm: float) -> dict[str, dict[str, float]]:
+    n = plan.model.n_genes
+    caches = machine.cache_sizes()
+    print(f"caches: {caches.describe()}")
+    rates = {}
+    for dtype in ("float64", "float32"):
+        choice = tuning.choose(dtype, n, plan.model.n_proteins)
+        cands = {v.name for v in tuning.candidates(dtype, n)}
+        print(
+            f"{dtype}: chosen {choice.variant.name} ({choice.source}; dense from {choice.dense_from:.0%} stored)"
+        )
+        rates[dtype] = variant_rates(plan, args.density, args.engine_cells, args.repeats, dtype)
+        for name, gf in rates[dtype].items():
+            mark = ("*" if name in cands else " ") + (" <- chosen" if name == choice.variant.name else "")
+            print(f"  {name:>6} perms x proteins  {gf:7.1f} GFLOP/s  {gf / gemm:5.0%} of dgemm {mark}")
+    return rates
+
+
+def simulate(plan, args, gemm: float, rates: dict[str, dict[str, float]]) -> None:
+    """Force other cache sizes: their candidates, the variant timed best among them, its rate."""
+    print("simulated machines (cache sizes forced; candidates follow them, timed on this CPU):")
+    n, p = plan.model.n_genes, plan.model.n_proteins
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in args.caches:
+            with secact.settings.override(cache_sizes=spec, data_dir=tmp, tune="rerun"):
+                caches = machine.cache_sizes()
+                for dtype in ("float64", "float32"):
+                    choice = tuning.choose(dtype, n, p)
+                    gf = rates[dtype][choice.variant.name]
+                    cands = " ".join(v.name for v in tuning.candidates(dtype, n))
+                    print(
+                        f"  L1d {caches.l1d >> 10} KiB / L2 {caches.l2 >> 10} KiB  {dtype}: candidates {cands}; "
+                        f"chosen {choice.variant.name}: {gf:.1f} GFLOP/s = {gf / gemm:.0%} of dgemm"
+                    )
+
+
+def first_use(plan) -> None:
+    """Tuning in a fresh process: nothing kept, nothing compiled (empty Numba cache)."""
+    n, p = plan.model.n_genes, plan.model.n_proteins
+    for dtype in ("float64", "float32"):
+        with tempfile.TemporaryDirectory() as numba_cache, tempfile.TemporaryDirectory() as data:
+            env = dict(os.environ, NUMBA_CACHE_DIR=numba_cache)
+            cmd = [sys.executable, "-c", FIRST_USE, dtype, str(n), str(p), data]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode:
+            print("first-use tuning failed:", proc.stderr[-1500:])
+            continue
+        wall, name, measured = proc.stdout.split()
+        print(
+            f"first use, {dtype}: {float(wall):.1f} s in all (compiling the candidates included), "
+            f"timing alone {float(measured):.1f} s; chose {name}"
+        )
 
 
 def write_h5ad(path: Path, n_cells: int, n_genes: int, density: float) -> None:
@@ -115,6 +204,11 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=0.08)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--crossover", action="store_true")
+    parser.add_argument(
+        "--caches", action="append", default=[], help="simulate a machine: 'L1d/L2', e.g. 32K/512K"
+    )
+    parser.add_argument("--first-use", action="store_true", help="time the tuning in a fresh process")
+    parser.add_argument("--skip-activity", action="store_true", help="only the kernels, not tl.activity")
     args = parser.parse_args()
     import anndata as ad
 
@@ -123,6 +217,11 @@ def main() -> None:
     print(f"numpy dgemm                       {gemm:7.1f} GFLOP/s")
     sig = secact.datasets.signature("SecAct")
     plan = make_plan(sig, list(sig.index), InferenceParams(), signature_name="SecAct")
+    variant_table = print_variants(plan, args, gemm)
+    if args.caches:
+        simulate(plan, args, gemm, variant_table)
+    if args.first_use:
+        first_use(plan)
     rates = engine_rates(plan, args.density, args.engine_cells, args.repeats)
     dense_gf = rates["dense"][1]
     sparse_gf = rates["sparse"][1]
@@ -134,6 +233,8 @@ def main() -> None:
         f"effective, {args.density:.0%} of {plan.model.n_genes} overlap genes stored)"
     )
 
+    if args.skip_activity:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cells.h5ad"
         n_sp = args.secactpy_cells
