@@ -191,7 +191,7 @@ def timed(tmp_path, monkeypatch):
 
 
 def test_first_use_measures_then_keeps(timed, monkeypatch):
-    n, p = 300, 20
+    n, p = 304, 19  # their own shape classes (2 ** 8.25, 2 ** 4.25)
     choice = tuning.choose("float64", n, p)
     assert choice.source == "measured"
     assert set(choice.gflops) == {v.name for v in tuning.candidates("float64", n)}
@@ -200,12 +200,14 @@ def test_first_use_measures_then_keeps(timed, monkeypatch):
     assert 0.02 <= choice.dense_from <= 0.9
     assert choice.seconds > 0
     kept = json.loads((timed / "tuning" / f"{machine.fingerprint()}.json").read_text())
-    assert list(kept) == [f"float64/{n}x{p}/v{tuning.VERSION}"]
-    assert kept[f"float64/{n}x{p}/v{tuning.VERSION}"]["perms"] == choice.variant.perms
-    # a new process (no memo) reads it back without timing anything
+    key = f"float64/{n}x{p}/v{tuning.VERSION}"
+    assert list(kept) == [key]
+    assert kept[key]["perms"] == choice.variant.perms
+    # a new process (no memo) reads it back without timing anything, also for a shape that
+    # differs by a few genes
     monkeypatch.setattr(tuning, "_chosen", {})
     monkeypatch.setattr(tuning, "measure", _fail)
-    again = tuning.choose("float64", n, p)
+    again = tuning.choose("float64", n - 7, p + 1)
     assert again.source == "kept"
     assert (again.variant, again.dense_from, again.gflops) == (
         choice.variant,
@@ -220,6 +222,12 @@ def test_first_use_measures_then_keeps(timed, monkeypatch):
 
 def _fail(*args, **kwargs):
     raise AssertionError("measured again")
+
+
+def test_shape_classes():
+    assert tuning.shape_class(7720) == tuning.shape_class(7919) == 8192
+    assert tuning.shape_class(657) != tuning.shape_class(1170)
+    assert tuning.shape_class(43) == 45 and tuning.shape_class(1) == 2
 
 
 def test_rerun_measures_again_once(timed, monkeypatch):

@@ -8,7 +8,8 @@ tile (``n x W`` values) takes at most half the L2 cache, and always the one-row 
 
 * ``settings.tune = True`` (default): the candidates are timed once on a synthetic block with
   the signature's shape (a few seconds plus their first compilation), and the choice is kept in
-  ``<data_dir>/tuning/<machine>.json``, keyed by dtype and shape, for later runs;
+  ``<data_dir>/tuning/<machine>.json``, keyed by dtype and shape class (:func:`shape_class`:
+  overlaps of 7,720 and 7,919 genes share one timing), for later runs;
 * ``settings.tune = False``: no timing; the widest candidate with 8 permutations per pass and the
   default crossover :data:`DENSE_FROM`;
 * ``settings.tune = "rerun"``: time again and replace what was kept.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import statistics
 import tempfile
@@ -34,7 +36,7 @@ import numpy as np
 from . import machine
 from ._sparse_kernels import PERMUTE
 
-__all__ = ["DENSE_FROM", "Choice", "Variant", "candidates", "choose", "measure", "rule", "variants"]
+__all__ = ["DENSE_FROM", "Choice", "Variant", "candidates", "choose", "measure", "rule", "shape_class", "variants"]
 
 log = logging.getLogger("secact")
 
@@ -183,6 +185,12 @@ def _kept_path() -> Path:
     return data_folder() / "tuning" / f"{machine.fingerprint()}.json"
 
 
+def shape_class(n: int) -> int:
+    """``n`` rounded to the nearest power of ``2 ** (1 / 4)`` (steps of ~19%): signatures whose
+    overlap with a profile differs by a few genes share one timing."""
+    return max(2, round(2 ** (round(4 * math.log2(max(n, 2))) / 4)))
+
+
 def _key(dtype: str, n_genes: int, n_proteins: int) -> str:
     return f"{dtype}/{n_genes}x{n_proteins}/v{VERSION}"
 
@@ -241,6 +249,7 @@ def choose(dtype: str, n_genes: int, n_proteins: int) -> Choice:
     caches = machine.cache_sizes()
     if mode is False:
         return Choice(rule(dtype, n_genes, caches), DENSE_FROM, "rule", caches.describe())
+    n_genes, n_proteins = shape_class(n_genes), shape_class(n_proteins)
     key = _key(dtype, n_genes, n_proteins)
     memo = (machine.fingerprint(), key)
     with _lock:
