@@ -19,7 +19,7 @@ from secact.cli import main
 
 DATA = Path(__file__).parent / "data"
 SCRIPT = Path(sys.executable).parent / "secact"
-COMMANDS = ("activity", "infer", "differential", "coxph", "fetch-signature", "example")
+COMMANDS = ("activity", "infer", "differential", "coxph", "fetch-signature", "tune", "example")
 
 
 def run(*args: str, script: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -563,3 +563,25 @@ def test_coxph_mistakes_name_the_options(tmp_path):
     table = os.fspath(cox / "clinical.tsv")
     assert_user_error(run("coxph", table, table, "-o", args[-1]), "must hold numbers")
     assert not (tmp_path / "r.tsv").exists()
+
+
+def test_tune_times_once_then_reads_what_was_kept(tmp_path):
+    env = {"SECACT_DATA_DIR": os.fspath(tmp_path)}
+    args = ("tune", "-s", "CytoSig", "--dtype", "float64", "--caches", "32K/512K")
+    first = run(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0].startswith("caches: L1d 32 KiB, L2 512 KiB, L3 ") and lines[0].endswith("(settings)")
+    assert lines[2].startswith("float64: ") and "measured in" in lines[2]
+    rates = [line for line in lines if "GFLOP/s" in line and "dense" not in line]
+    assert len(rates) == 3  # the float64 candidates on a 512 KiB L2: 4, 8 and 16 permutations x 8 proteins
+    assert sum("<- chosen" in line for line in rates) == 1
+    kept = list((tmp_path / "tuning").glob("*.json"))
+    assert len(kept) == 1
+    again = run(*args, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "; kept" in again.stdout.splitlines()[2]
+    assert [line for line in again.stdout.splitlines() if "<- chosen" in line] == [
+        line for line in lines if "<- chosen" in line
+    ]
+    assert_user_error(run("tune", "--caches", "32K/many", env=env), "cannot read a cache size from 'many'")

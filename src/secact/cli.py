@@ -289,6 +289,26 @@ def _coxph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    import secact
+    from secact.core import machine, tuning
+    from secact.core.params import InferenceParams
+    from secact.core.plan import make_plan
+
+    dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
+    with secact.settings.override(**({"cache_sizes": args.caches} if args.caches else {})):
+        frame = secact.datasets.signature(args.signature)
+        name = args.signature if args.signature in ("SecAct", "CytoSig") else None
+        model = make_plan(frame, list(frame.index), InferenceParams(), signature_name=name).model
+        print(f"caches: {machine.cache_sizes().describe()}")
+        print(f"signature: {model.n_genes:,} genes x {model.n_proteins:,} columns")
+        for dtype in dtypes:
+            with secact.settings.override(tune="rerun" if args.rerun else True):
+                choice = tuning.choose(dtype, model.n_genes, model.n_proteins)
+            print("\n".join(tuning.describe(choice, dtype, model.n_genes)))
+    return 0
+
+
 def _fetch_signature(args: argparse.Namespace) -> int:
     import secact
     from secact.datasets._signatures import SIGNATURES, install
@@ -501,6 +521,27 @@ def _fetch_parser(sub) -> None:
     _verbosity_options(fetch)
 
 
+def _tune_parser(sub) -> None:
+    tune = _command(sub, "tune", _tune, help="choose the sparse kernel for this machine (timed once, kept)",
+        description=(
+            "Show which sparse permutation kernel runs on this machine and where the dense path\n"
+            "takes over, timing the candidates if that was not done yet (a few seconds; the\n"
+            "choice is kept in the data folder and used by every later run). The candidates\n"
+            "follow the cache sizes; every kernel gives the same numbers."),
+        epilog=(
+            "examples:\n"
+            "  secact tune                      what runs here (times it the first time)\n"
+            "  secact tune --rerun              time again, e.g. after moving the data folder\n"
+            "  secact tune --caches 32K/512K    as if L1d were 32 KiB and L2 512 KiB"))
+    tune.add_argument("-s", "--signature", default="SecAct", metavar="NAME|PATH",
+                      help="signature whose shape is timed (default: %(default)s)")
+    tune.add_argument("--dtype", choices=["float64", "float32", "both"], default="both",
+                      help="precision of the permuted products (default: %(default)s)")
+    tune.add_argument("--rerun", action="store_true", help="time again and replace what was kept")
+    tune.add_argument("--caches", metavar="L1D/L2", help="force the cache sizes, e.g. 32K/512K")
+    _verbosity_options(tune)
+
+
 def _example_parser(sub) -> None:
     ex = _command(sub, "example", _example, help="CytoSig on simulated cells (offline demo)",
         description=(
@@ -540,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  secact infer logfc.tsv --differential -o ly86\n"
             "  secact differential atlas.h5ad --groupby condition --reference control -o de.tsv\n"
             "  secact coxph cohort.zscore.tsv clinical.tsv -o risk.tsv\n"
-            "  secact fetch-signature SecAct\n\n"
+            "  secact fetch-signature SecAct\n"
+            "  secact tune\n\n"
             "Run 'secact COMMAND --help' for the options of a command."
         ),
     )
@@ -552,6 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
         _differential_parser,
         _coxph_parser,
         _fetch_parser,
+        _tune_parser,
         _example_parser,
     ):
         add(sub)

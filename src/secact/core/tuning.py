@@ -36,7 +36,18 @@ import numpy as np
 from . import machine
 from ._sparse_kernels import PERMUTE
 
-__all__ = ["DENSE_FROM", "Choice", "Variant", "candidates", "choose", "measure", "rule", "shape_class", "variants"]
+__all__ = [
+    "DENSE_FROM",
+    "Choice",
+    "Variant",
+    "candidates",
+    "choose",
+    "describe",
+    "measure",
+    "rule",
+    "shape_class",
+    "variants",
+]
 
 log = logging.getLogger("secact")
 
@@ -179,6 +190,24 @@ def measure(
     )
 
 
+def describe(choice: Choice, dtype: str, n_genes: int) -> list[str]:
+    """Lines for people: the choice, how it was found and, when timed, every candidate's rate."""
+    head = f"{dtype}: {choice.variant.name} (permutations x proteins per pass), "
+    head += f"dense path from {choice.dense_from:.0%} stored; {choice.source}"
+    if choice.seconds is not None and choice.source == "measured":
+        head += f" in {choice.seconds:.1f} s"
+    lines = [head]
+    names = {v.name for v in candidates(dtype, n_genes)}
+    for name, rate in sorted(choice.gflops.items(), key=lambda kv: -kv[1]):
+        mark = " <- chosen" if name == choice.variant.name else ""
+        lines.append(
+            f"  {name:>6}  {rate:7.1f} GFLOP/s{'' if name in names else ' (not a candidate now)'}{mark}"
+        )
+    if choice.dense_gflops:
+        lines.append(f"  dense path {choice.dense_gflops:7.1f} GFLOP/s")
+    return lines
+
+
 def _kept_path() -> Path:
     from .._settings import data_folder
 
@@ -258,7 +287,7 @@ def choose(dtype: str, n_genes: int, n_proteins: int) -> Choice:
         path = _kept_path()
         choice = None if mode == "rerun" else _from_kept(_read_kept(path).get(key, {}), dtype)
         if choice is None:
-            log.info("timing the sparse kernels for this machine (%s, %s genes); once.", dtype, n_genes)
+            log.info("timing the sparse kernels for this machine (%s, about %s genes); once.", dtype, n_genes)
             choice = measure(dtype, n_genes, n_proteins)
             _keep(path, key, choice)
             log.info(
