@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -267,7 +268,12 @@ def _keep(path: Path, key: str, choice: Choice) -> None:
         finally:
             Path(tmp).unlink(missing_ok=True)
     except OSError as err:  # a read-only cache costs a re-measurement next time, nothing else
-        log.warning("could not keep the kernel tuning in %s (%s); it will be measured again.", path, err)
+        msg = (
+            f"could not keep the kernel tuning in {os.fspath(path)!r} ({err.strerror or err}); it will be "
+            "timed again in the next process. Set secact.settings.data_dir (or $SECACT_DATA_DIR) to a "
+            "writable folder, or secact.settings.tune = False."
+        )
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
 
 
 def choose(dtype: str, n_genes: int, n_proteins: int) -> Choice:
