@@ -52,7 +52,7 @@ secact.settings.tune = "rerun"
 secact.settings.data_dir = sys.argv[4]
 t0 = time.perf_counter()
 choice = tuning.choose(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
-print(time.perf_counter() - t0, choice.variant.name, choice.seconds)
+print(time.perf_counter() - t0, choice.variant.name, choice.seconds, choice.compile_seconds)
 """
 
 SECACTPY = r"""
@@ -179,10 +179,10 @@ def first_use(plan) -> None:
         if proc.returncode:
             print("first-use tuning failed:", proc.stderr[-1500:])
             continue
-        wall, name, measured = proc.stdout.split()
+        wall, name, timing, compiling = proc.stdout.split()
         print(
-            f"first use, {dtype}: {float(wall):.1f} s in all (compiling the candidates included), "
-            f"timing alone {float(measured):.1f} s; chose {name}"
+            f"first use, {dtype}: {float(wall):.1f} s in all: compiling the candidates "
+            f"{float(compiling):.1f} s, timing them {float(timing):.1f} s; chose {name}"
         )
 
 

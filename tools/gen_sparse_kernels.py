@@ -25,7 +25,6 @@ VARIANTS = [
     ("float64", 8, 16),
     ("float32", 4, 16),
     ("float32", 8, 16),
-    ("float32", 16, 16),
     ("float32", 4, 32),
 ]
 ZERO = {"float64": "0.0", "float32": "np.float32(0.0)"}

@@ -14,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 import secact
+from secact.core import engine as engine_module
 from secact.core import machine, tuning
 from secact.core.engine import Engine
 from secact.core.permutations import permutation_table
@@ -152,7 +153,9 @@ def test_variants_give_the_same_numbers(problem, dtype):
 @pytest.mark.parametrize("variant", tuning.variants("float64"), ids=_ids)
 def test_every_variant_reproduces_secact_r(variant, ly86, secact_signature, monkeypatch):
     """SecAct R 1.1 on the Ly86 profile, with the profile run through the sparse kernels."""
-    monkeypatch.setattr(tuning, "DENSE_FROM", 2.0)  # never dense: the kernel under test runs
+    # never dense, although the profile is (density 1): the kernel under test runs
+    monkeypatch.setattr(engine_module, "CROSSOVER_RANGE", (0.0, 2.0))
+    monkeypatch.setattr(tuning, "DENSE_FROM", 1.5)
     monkeypatch.setattr(tuning, "rule", lambda *a, **k: variant)
     runs = []
     monkeypatch.setattr(Engine, "_run_sparse", _spy(Engine._run_sparse, runs))
@@ -281,3 +284,19 @@ def test_engine_pickles_with_its_choice(problem, monkeypatch):
     np.testing.assert_array_equal(
         clone.run(sp.csr_matrix(values)).zscore, engine.run(sp.csr_matrix(values)).zscore
     )
+
+
+def test_dense_blocks_need_no_timing(timed, problem, monkeypatch):
+    """A bulk profile (all values stored) takes the dense path without timing the kernels; the
+    first sparse block asks for the timed choice."""
+    model, values, centre = problem
+    table = permutation_table(model.n_genes, 9)
+    calls = []
+    rule_choice = tuning.Choice(tuning.rule("float64", model.n_genes), 0.3, "measured", "test")
+    monkeypatch.setattr(tuning, "measure", lambda *a, **k: calls.append(a) or rule_choice)
+    engine = Engine(model, table=table, offset=centre)
+    engine.run(values + 1.0)  # density 1
+    assert calls == []
+    engine.run(sp.csr_matrix(values))  # ~30% stored: between the crossovers
+    assert len(calls) == 1
+    assert engine.variant == rule_choice.variant

@@ -50,7 +50,7 @@ from ._sparse_kernels import project_f64
 from .params import Method
 from .ridge import RidgeModel
 from .runner import tick, ticking
-from .tuning import DENSE_FROM, Variant
+from .tuning import CROSSOVER_RANGE, DENSE_FROM, Variant
 
 __all__ = ["DENSE_FROM", "DTYPES", "BlockStats", "Engine", "Method", "check_engine_args"]
 
@@ -214,7 +214,11 @@ class Engine:
         if self.method == "permutation" and block.shape[0] and block.shape[1]:
             if self.layout == "auto":
                 stored = block.nnz if sparse else np.count_nonzero(block)
-                dense = stored >= self.dense_from * block.shape[0] * block.shape[1]
+                density = stored / (block.shape[0] * block.shape[1])
+                # beyond the range a timing can give, no need to consult (or time) the machine
+                dense = density >= CROSSOVER_RANGE[1] or (
+                    density > CROSSOVER_RANGE[0] and density >= self.dense_from
+                )
             else:
                 dense = self.layout == "dense"
             if sparse and dense:

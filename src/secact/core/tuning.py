@@ -38,6 +38,7 @@ from . import machine
 from ._sparse_kernels import PERMUTE
 
 __all__ = [
+    "CROSSOVER_RANGE",
     "DENSE_FROM",
     "Choice",
     "Variant",
@@ -58,6 +59,10 @@ DENSE_FROM = 0.35
 #: on the signature's own shape: the per-cell work that every tile shares (the permuted
 #: offsets) weighs as much as in real runs only with all the signature's tiles.
 DENSITY, CELLS_PER_THREAD, PERMUTATIONS = 0.08, 8, 1000
+#: rates this close to the fastest are taken as equal (timings on a busy machine vary more)
+TIE = 0.05
+#: the measured crossover is kept within this range (stored / all values)
+CROSSOVER_RANGE = (0.02, 0.9)
 VERSION = 1  # of the kept file's content (a new kernel generator bumps it)
 
 _lock = threading.Lock()
@@ -94,7 +99,8 @@ class Choice:
     caches: str
     gflops: dict[str, float] = field(default_factory=dict)  # per candidate (effective)
     dense_gflops: float | None = None
-    seconds: float | None = None  # of the measurement, compilation included
+    seconds: float | None = None  # of the timing
+    compile_seconds: float | None = None  # first compilation (0 when Numba had them cached)
 
 
 def variants(dtype: str) -> list[Variant]:
@@ -152,10 +158,14 @@ def _median_time(fn, repeats: int) -> float:
 
 
 def measure(
-    dtype: str, n_genes: int, n_proteins: int, cands: list[Variant] | None = None, repeats: int = 3
+    dtype: str, n_genes: int, n_proteins: int, cands: list[Variant] | None = None, repeats: int = 5
 ) -> Choice:
     """Time ``cands`` (default: :func:`candidates`) and the dense path on a synthetic block of
-    the signature's shape; the fastest variant and the crossover density."""
+    the signature's shape; the fastest variant and the crossover density.
+
+    The candidates are timed in turns (one run each, ``repeats`` rounds, median per variant), so
+    that a slow moment of a busy machine weighs on all of them alike. Variants within
+    :data:`TIE` of the fastest count as equally fast; of those, the rule's choice is kept."""
     from .._settings import settings
     from .engine import Engine
 
@@ -166,28 +176,42 @@ def measure(
     block = _block(n_genes, m, DENSITY)
     offset = np.asarray(block.mean(axis=0)).ravel()
     p, b = model.n_proteins, table.shape[0]
-    gflops = {}
-    for v in cands:
-        eng = Engine(model, table=table, offset=offset, dtype=dtype, layout="sparse", variant=v)
+    engines = [
+        Engine(model, table=table, offset=offset, dtype=dtype, layout="sparse", variant=v) for v in cands
+    ]
+    for eng in engines:
         eng.run(block[:2])  # compile, build the per-run constants
-        dt = _median_time(lambda eng=eng: eng.run(block), repeats)
-        gflops[v.name] = 2 * b * p * block.nnz / dt / 1e9
-    best = max(cands, key=lambda v: gflops[v.name])
+    t_compiled = time.perf_counter()
+    times: list[list[float]] = [[] for _ in cands]
+    for _ in range(repeats):
+        for eng, ts in zip(engines, times, strict=True):
+            t0 = time.perf_counter()
+            eng.run(block)
+            ts.append(time.perf_counter() - t0)
+    gflops = {
+        v.name: 2 * b * p * block.nnz / statistics.median(ts) / 1e9
+        for v, ts in zip(cands, times, strict=True)
+    }
+    top = max(gflops.values())
+    tied = [v for v in cands if gflops[v.name] >= (1 - TIE) * top]
+    preferred = rule(dtype, n_genes)
+    best = preferred if preferred in tied else max(tied, key=lambda v: gflops[v.name])
     dense = Engine(model, table=table, offset=offset, dtype=dtype, layout="dense")
     few = block[: 2 * settings.threads]  # BLAS: the rate does not need many cells
     dense.run(few[:1])
-    t_dense = _median_time(lambda: dense.run(few), 2) / few.shape[0] * m
+    t_dense = _median_time(lambda: dense.run(few), 3) / few.shape[0] * m  # for all m cells
     t_sparse = 2 * b * p * block.nnz / gflops[best.name] / 1e9
     # the sparse time grows with the stored values, the dense one does not: they meet at
-    crossover = float(np.clip(DENSITY * t_dense / t_sparse, 0.02, 0.9))
+    crossover = float(np.clip(DENSITY * t_dense / t_sparse, *CROSSOVER_RANGE))
     return Choice(
         variant=best,
         dense_from=crossover,
         source="measured",
         caches=machine.cache_sizes().describe(),
         gflops=gflops,
-        dense_gflops=2 * b * p * n_genes * m / t_dense / 1e9,  # t_dense: for all m cells
-        seconds=time.perf_counter() - t_start,
+        dense_gflops=2 * b * p * n_genes * m / t_dense / 1e9,
+        seconds=time.perf_counter() - t_compiled,
+        compile_seconds=t_compiled - t_start,
     )
 
 
@@ -196,7 +220,7 @@ def describe(choice: Choice, dtype: str, n_genes: int) -> list[str]:
     head = f"{dtype}: {choice.variant.name} (permutations x proteins per pass), "
     head += f"dense path from {choice.dense_from:.0%} stored; {choice.source}"
     if choice.seconds is not None and choice.source == "measured":
-        head += f" in {choice.seconds:.1f} s"
+        head += f" in {choice.seconds:.1f} s (+{choice.compile_seconds:.1f} s compiling)"
     lines = [head]
     names = {v.name for v in candidates(dtype, n_genes)}
     for name, rate in sorted(choice.gflops.items(), key=lambda kv: -kv[1]):
@@ -246,6 +270,7 @@ def _from_kept(entry: dict, dtype: str) -> Choice | None:
             gflops={str(k): float(v) for k, v in entry["gflops"].items()},
             dense_gflops=entry.get("dense_gflops"),
             seconds=entry.get("seconds"),
+            compile_seconds=entry.get("compile_seconds"),
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -297,9 +322,10 @@ def choose(dtype: str, n_genes: int, n_proteins: int) -> Choice:
             choice = measure(dtype, n_genes, n_proteins)
             _keep(path, key, choice)
             log.info(
-                "kernel %s chosen in %.1f s; dense from %.0f%% stored.",
+                "kernel %s chosen in %.1f s (+%.1f s compiling); dense from %.0f%% stored.",
                 choice.variant.name,
                 choice.seconds,
+                choice.compile_seconds,
                 100 * choice.dense_from,
             )
         _chosen[memo] = choice
