@@ -63,7 +63,7 @@ DENSITY, CELLS_PER_THREAD, PERMUTATIONS = 0.08, 8, 1000
 TIE = 0.05
 #: the measured crossover is kept within this range (stored / all values)
 CROSSOVER_RANGE = (0.02, 0.9)
-VERSION = 1  # of the kept file's content (a new kernel generator bumps it)
+VERSION = 2  # of the kept choices: a change of the kernels or of the timing bumps it
 
 _lock = threading.Lock()
 _chosen: dict[tuple, Choice] = {}
