@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_info
 import secact
 from secact.core.engine import DENSE_FROM, Engine
 from secact.core.permutations import permutation_table
-from secact.core.ridge import ridge_model, zscore_columns
+from secact.core.ridge import zscore_columns
 
 ROOT = Path(__file__).resolve().parents[2]
 STATS = ("beta", "se", "zscore", "pvalue")
@@ -37,19 +37,6 @@ def reference(model, values, offset, table):
     count = (np.abs(perms) >= np.abs(beta)).sum(0)
     out = {"beta": beta, "se": se, "zscore": (beta - mean) / se, "pvalue": (count + 1) / (len(table) + 1)}
     return {k: v.T for k, v in out.items()}
-
-
-@pytest.fixture(scope="module", params=[7, 17], ids=["p7", "p17"])
-def problem(request):
-    """Counts-like cells (~30% stored) over 400 genes; 7 or 17 proteins (partial tiles)."""
-    rng = np.random.default_rng(11)
-    n, p, m = 400, request.param, 11
-    model = ridge_model(rng.normal(size=(n, p)), lam=10.0)
-    counts = rng.poisson(0.35, size=(m, n)).astype(float)
-    counts[3] = 0.0
-    counts[3, 17] = 5.0  # a single stored value
-    values = np.log2(counts * 1e4 / np.maximum(counts.sum(1, keepdims=True), 1) + 1)
-    return model, values, values.mean(axis=0)
 
 
 @pytest.mark.parametrize("layout", ["dense", "sparse"])

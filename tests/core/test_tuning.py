@@ -105,18 +105,6 @@ def test_candidates_follow_the_l2_cache():
 
 
 # -- every variant gives SecAct's numbers ------------------------------------------------------------
-@pytest.fixture(scope="module", params=[7, 17], ids=["p7", "p17"])
-def problem(request):
-    rng = np.random.default_rng(11)
-    n, p, m = 400, request.param, 11
-    model = ridge_model(rng.normal(size=(n, p)), lam=10.0)
-    counts = rng.poisson(0.35, size=(m, n)).astype(float)
-    counts[3] = 0.0
-    counts[3, 17] = 5.0
-    values = np.log2(counts * 1e4 / np.maximum(counts.sum(1, keepdims=True), 1) + 1)
-    return model, values, values.mean(axis=0)
-
-
 @pytest.mark.parametrize("variant", ALL, ids=_ids)
 @pytest.mark.parametrize("n_perm", [9, 64])
 def test_every_variant_equals_the_reference(problem, variant, n_perm):
