@@ -186,7 +186,14 @@ def test_first_use_measures_then_keeps(timed, monkeypatch):
     choice = tuning.choose("float64", n, p)
     assert choice.source == "measured"
     assert set(choice.gflops) == {v.name for v in tuning.candidates("float64", n)}
-    assert choice.variant.name == max(choice.gflops, key=choice.gflops.get)
+    # the rule's variant, unless another was more than 5% faster round by round (then the fastest)
+    rule = tuning.rule("float64", n)
+    assert set(choice.speedup) == set(choice.gflops) and choice.speedup[rule.name] == 1.0
+    fastest = max(choice.speedup, key=choice.speedup.get)
+    if choice.speedup[fastest] > 1 + tuning.TIE:
+        assert choice.variant.name == fastest
+    else:
+        assert choice.variant == rule
     assert all(g > 0 for g in choice.gflops.values())
     assert 0.02 <= choice.dense_from <= 0.9
     assert choice.seconds > 0

@@ -63,7 +63,7 @@ DENSITY, CELLS_PER_THREAD, PERMUTATIONS = 0.08, 8, 1000
 TIE = 0.05
 #: the measured crossover is kept within this range (stored / all values)
 CROSSOVER_RANGE = (0.02, 0.9)
-VERSION = 2  # of the kept choices: a change of the kernels or of the timing bumps it
+VERSION = 3  # of the kept choices: a change of the kernels or of the timing bumps it
 
 _lock = threading.Lock()
 _chosen: dict[tuple, Choice] = {}
@@ -98,6 +98,7 @@ class Choice:
     source: str  # "measured", "kept" or "rule"
     caches: str
     gflops: dict[str, float] = field(default_factory=dict)  # per candidate (effective)
+    speedup: dict[str, float] = field(default_factory=dict)  # per candidate, over the rule's
     dense_gflops: float | None = None
     seconds: float | None = None  # of the timing
     compile_seconds: float | None = None  # first compilation (0 when Numba had them cached)
@@ -163,9 +164,10 @@ def measure(
     """Time ``cands`` (default: :func:`candidates`) and the dense path on a synthetic block of
     the signature's shape; the fastest variant and the crossover density.
 
-    The candidates are timed in turns (one run each, ``repeats`` rounds, median per variant), so
-    that a slow moment of a busy machine weighs on all of them alike. Variants within
-    :data:`TIE` of the fastest count as equally fast; of those, the rule's choice is kept."""
+    The candidates are timed in turns (one run each, ``repeats`` rounds), so that a slow moment
+    of a busy machine weighs on all of them alike, and each is compared with the cache-size
+    rule's variant round by round: the median of its per-round speed-ups must exceed
+    ``1 + TIE`` for it to replace the rule's choice (the fastest such one does)."""
     from .._settings import settings
     from .engine import Engine
 
@@ -192,10 +194,14 @@ def measure(
         v.name: 2 * b * p * block.nnz / statistics.median(ts) / 1e9
         for v, ts in zip(cands, times, strict=True)
     }
-    top = max(gflops.values())
-    tied = [v for v in cands if gflops[v.name] >= (1 - TIE) * top]
     preferred = rule(dtype, n_genes)
-    best = preferred if preferred in tied else max(tied, key=lambda v: gflops[v.name])
+    base = times[cands.index(preferred)]
+    speedup = {
+        v.name: statistics.median(r / t for r, t in zip(base, ts, strict=True))
+        for v, ts in zip(cands, times, strict=True)
+    }
+    fastest = max(cands, key=lambda v: speedup[v.name])
+    best = fastest if speedup[fastest.name] > 1 + TIE else preferred
     dense = Engine(model, table=table, offset=offset, dtype=dtype, layout="dense")
     few = block[: 2 * settings.threads]  # BLAS: the rate does not need many cells
     dense.run(few[:1])
@@ -209,6 +215,7 @@ def measure(
         source="measured",
         caches=machine.cache_sizes().describe(),
         gflops=gflops,
+        speedup=speedup,
         dense_gflops=2 * b * p * n_genes * m / t_dense / 1e9,
         seconds=time.perf_counter() - t_compiled,
         compile_seconds=t_compiled - t_start,
@@ -225,9 +232,9 @@ def describe(choice: Choice, dtype: str, n_genes: int) -> list[str]:
     names = {v.name for v in candidates(dtype, n_genes)}
     for name, rate in sorted(choice.gflops.items(), key=lambda kv: -kv[1]):
         mark = " <- chosen" if name == choice.variant.name else ""
-        lines.append(
-            f"  {name:>6}  {rate:7.1f} GFLOP/s{'' if name in names else ' (not a candidate now)'}{mark}"
-        )
+        ratio = f"  x{choice.speedup[name]:.2f} vs the rule's" if name in choice.speedup else ""
+        note = "" if name in names else " (not a candidate now)"
+        lines.append(f"  {name:>6}  {rate:7.1f} GFLOP/s{ratio}{note}{mark}")
     if choice.dense_gflops:
         lines.append(f"  dense path {choice.dense_gflops:7.1f} GFLOP/s")
     return lines
@@ -268,6 +275,7 @@ def _from_kept(entry: dict, dtype: str) -> Choice | None:
             source="kept",
             caches=str(entry["caches"]),
             gflops={str(k): float(v) for k, v in entry["gflops"].items()},
+            speedup={str(k): float(v) for k, v in entry.get("speedup", {}).items()},
             dense_gflops=entry.get("dense_gflops"),
             seconds=entry.get("seconds"),
             compile_seconds=entry.get("compile_seconds"),
