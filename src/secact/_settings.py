@@ -180,4 +180,8 @@ def _cache_sizes(value) -> dict[str, int]:
 settings = Settings()
 _tune_env = os.environ.get("SECACT_TUNE", "").strip().lower()
 if _tune_env:
-    settings.tune = {"0": False, "false": False, "1": True, "true": True}.get(_tune_env, _tune_env)
+    _tune = {"0": False, "false": False, "1": True, "true": True, "rerun": "rerun"}.get(_tune_env)
+    if _tune is None:
+        msg = f"$SECACT_TUNE must be 0, 1 or rerun, got {os.environ['SECACT_TUNE']!r}; unset it or fix it."
+        raise ValueError(msg)
+    settings.tune = _tune

@@ -149,12 +149,12 @@ def cache_sizes() -> CacheSizes:
     )
 
 
-def fingerprint() -> str:
-    """Names this machine, its caches and the compiler stack (the key of the kernel tuning)."""
+@cache
+def _stack() -> tuple[str, ...]:
+    """The CPU model, architecture and compiler stack: fixed for the process, read once."""
     import numba
     import numpy as np
 
-    caches = cache_sizes()
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -163,13 +163,12 @@ def fingerprint() -> str:
                 break
     except OSError:  # pragma: no cover - not Linux
         pass
-    parts = [
-        cpu,
-        platform.machine(),
-        str(caches.l1d),
-        str(caches.l2),
-        str(caches.l3),
-        numba.__version__,
-        np.__version__,
-    ]
+    return cpu, platform.machine(), numba.__version__, np.__version__
+
+
+def fingerprint() -> str:
+    """Names this machine, its caches and the compiler stack (the key of the kernel tuning)."""
+    caches = cache_sizes()
+    cpu, arch, numba_version, numpy_version = _stack()
+    parts = [cpu, arch, str(caches.l1d), str(caches.l2), str(caches.l3), numba_version, numpy_version]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
