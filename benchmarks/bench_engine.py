@@ -6,6 +6,9 @@ Prints, side by side in one run:
   (timed once per machine, see ``secact.core.tuning``), with the measured dense/sparse crossover;
 * every sparse kernel variant's effective GFLOP/s on the SecAct signature's shape and its
   fraction of dgemm, float64 and float32 (``*``: a candidate on these caches; ``<-``: chosen);
+* with ``--rows-within``: the chosen float64 kernel again, with every permuted row taken from
+  the first R genes of its tile (numbers meaningless, work identical), for R from an L1-sized
+  tile to the whole signature: how much of the gap to dgemm is where the rows come from;
 * with ``--caches 32K/512K --caches 48K/2M``: the machines those caches describe, simulated
   (candidates from the forced sizes, timed here), the variant each would choose and its fraction;
 * the first-use tuning time (a fresh process: empty Numba cache, nothing kept);
@@ -168,6 +171,28 @@ def simulate(plan, args, gemm: float, rates: dict[str, dict[str, float]]) -> Non
                     )
 
 
+def rows_within(plan, args, gemm: float) -> None:
+    """The chosen float64 kernel with the permuted rows confined to the first R genes of a tile.
+
+    The same kernel does the same work (same cells, passes and folds); only the rows it reads
+    come from a smaller part of the tile, so the rate shows what fetching rows from L1, from L2
+    or from the whole tile costs on this machine (the results are meaningless and discarded)."""
+    block, offset = log_block(plan, args.density, args.engine_cells)
+    n, p, b = plan.model.n_genes, plan.model.n_proteins, plan.table.shape[0]
+    variant = tuning.choose("float64", n, p).variant
+    print(f"float64 {variant.name}, permuted rows confined to the first R genes of each tile:")
+    for rows in sorted({256, 1024, 4096, n}):
+        eng = Engine(plan.model, table=plan.table, offset=offset, layout="sparse", variant=variant)
+        tiles, inv, trp, c = eng._sparse_constants()
+        eng._sparse = (tiles, inv % np.int32(min(rows, n)), trp, c)
+        eng.run(block[:2])
+        gf = 2 * b * p * block.nnz / median_time(lambda eng=eng: eng.run(block), args.repeats) / 1e9
+        kib = min(rows, n) * variant.width * 8 / 1024
+        print(
+            f"  R = {min(rows, n):5d} genes ({kib:5.0f} KiB of tile)  {gf:7.1f} GFLOP/s  {gf / gemm:5.0%} of dgemm"
+        )
+
+
 def first_use(plan) -> None:
     """Tuning in a fresh process: nothing kept, nothing compiled (empty Numba cache)."""
     n, p = plan.model.n_genes, plan.model.n_proteins
@@ -208,6 +233,9 @@ def main() -> None:
         "--caches", action="append", default=[], help="simulate a machine: 'L1d/L2', e.g. 32K/512K"
     )
     parser.add_argument("--first-use", action="store_true", help="time the tuning in a fresh process")
+    parser.add_argument(
+        "--rows-within", action="store_true", help="float64 rate with rows confined to part of a tile"
+    )
     parser.add_argument("--skip-activity", action="store_true", help="only the kernels, not tl.activity")
     args = parser.parse_args()
     import anndata as ad
@@ -220,6 +248,8 @@ def main() -> None:
     variant_table = print_variants(plan, args, gemm)
     if args.caches:
         simulate(plan, args, gemm, variant_table)
+    if args.rows_within:
+        rows_within(plan, args, gemm)
     if args.first_use:
         first_use(plan)
     rates = engine_rates(plan, args.density, args.engine_cells, args.repeats)
