@@ -259,7 +259,9 @@ def infer(
     y = _response(frame, ctrl, differential=differential, paired=paired, single_sample=single_sample)
     scale = _scale(frame, ctrl, y)
     sig_name = signature if isinstance(signature, str) and signature in SIGNATURES else None
-    plan = make_plan(sig, y.index, options, signature_name=sig_name, backend=resolve_backend(backend, profile))
+    plan = make_plan(
+        sig, y.index, options, signature_name=sig_name, backend=resolve_backend(backend, profile)
+    )
     hint(
         "%s signature: %s of its %s genes are in the profile",
         sig_name or "custom",

@@ -53,8 +53,8 @@ def survival_split(
 ) -> SurvivalSplit:
     """Split the cohort as SecAct R's ``SecAct.survival.plot`` does (see :func:`survival`)."""
     from .._checks import check_positive_int
+    from .._cohort import cohort
     from ..core.cox import best_separation, logrank
-    from ..tl._coxph import cohort
 
     c = cohort(activity, clinical, time=time, event=event, covariates=covariates)
     if protein not in c.activity.columns:
